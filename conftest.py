@@ -1,0 +1,169 @@
+"""Fixtures shared by every app's tests: users, graphs, and a real Celery worker."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from trading_site.celery import app as celery_app
+from workflows.tests import step_types  # registers the test step types in this process
+
+QUEUES = "default,charts,ai,ibkr"
+
+if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+    # A private broker folder for this test session, set before any connection is made, so a
+    # `make run` worker on this checkout never takes the tests' tasks.
+    _broker = Path(tempfile.mkdtemp(prefix="test-broker-"))
+    for sub in ("queue", "control"):
+        (_broker / sub).mkdir()
+    celery_app.conf.broker_transport_options = {
+        "data_folder_in": str(_broker / "queue"),
+        "data_folder_out": str(_broker / "queue"),
+        "control_folder": str(_broker / "control"),
+        "store_processed": False,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _artifacts(settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("carol", password="pw-carol-123", is_staff=True)
+
+
+def node(node_id: str, type_: str, **params) -> dict:
+    return {"id": node_id, "type": type_, "params": params}
+
+
+def edge(source: str, target: str, source_port: str = "out", target_port: str = "in") -> dict:
+    return {"source": source, "source_port": source_port, "target": target, "target_port": target_port}
+
+
+def chain_graph(*extra_nodes: dict, params: dict | None = None) -> dict:
+    """source -> each extra node in turn, through ports out -> in."""
+    nodes = [node("src", "test.source"), *extra_nodes]
+    edges = [edge(a["id"], b["id"]) for a, b in zip(nodes, nodes[1:], strict=False)]
+    return {"schema": 1, "params": params or {}, "nodes": nodes, "edges": edges}
+
+
+def wait_for(predicate, *, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def eager_engine(transactional_db, settings):
+    """Run dispatched steps in this process, right after each commit (no broker, no worker)."""
+    step_types.records_clear()
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def _purge_queues() -> None:
+    with celery_app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in QUEUES.split(","):
+            try:
+                channel.queue_purge(queue)
+            except Exception:  # noqa: S110 - a queue that was never declared has nothing to purge
+                pass
+
+
+class Workers:
+    """Start real `celery worker` processes against the test database and broker."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *, concurrency: int = 2) -> subprocess.Popen:
+        n = len(self.procs)
+        log = self.tmp_path / f"worker{n}.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "EXTRA_STEP_MODULES": "workflows.tests.step_types",
+            "ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
+        }
+        if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+            env["CELERY_FILESYSTEM_BROKER_DIR"] = str(Path(celery_app.conf.broker_transport_options["data_folder_in"]).parent)
+        cmd = [sys.executable, "-m", "celery", "-A", "trading_site", "worker", "-Q", QUEUES, "-c", str(concurrency)]
+        cmd += ["-n", f"test{n}-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so SIGKILL reaches its children
+        )
+        self.procs.append(proc)
+        wait_for(lambda: " ready." in log.read_text() or proc.poll() is not None, timeout=60, what="worker start")
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited at start:\n{log.read_text()}")
+        return proc
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.tmp_path.glob("worker*.log")))
+
+
+@pytest.fixture
+def workers(transactional_db, tmp_path, settings):
+    """Real Celery workers. The test's data is committed (transactional_db) so they see it."""
+    step_types.records_clear()
+    _purge_queues()
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
+    _purge_queues()
+    if os.environ.get("SHOW_WORKER_LOGS"):
+        print(pool.logs())

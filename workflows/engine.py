@@ -1,0 +1,418 @@
+"""The engine: runs a pinned workflow version as a DAG of Celery tasks (DESIGN §5).
+
+The database decides what runs next. `run_start` writes one StepRun per node and dispatches
+the ready ones; the generic `execute_step` task claims its row with a compare-and-set, runs the
+step and calls `run_advance`, which, under a row lock on the run, dispatches whatever became
+ready. Dispatch happens only after commit. A periodic sweeper finds steps whose message or
+worker was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from pydantic import ValidationError
+
+from workflows.errors import ApplicationError, RunStateError, StepCancelled, StepError
+from workflows.graph import Graph, GraphSpec, graph_check, run_context
+from workflows.models import (
+    Run,
+    RunStatus,
+    StepRun,
+    StepStatus,
+    Trigger,
+    Workflow,
+    WorkflowVersion,
+)
+from workflows.registry import registry
+
+logger = logging.getLogger(__name__)
+
+SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,31}$")
+# Seconds between the soft limit (the step is told to stop) and the hard one (it is killed).
+HARD_LIMIT_MARGIN_S = 10
+# Executions the sweeper may add, beyond the retry policy, for steps whose worker died.
+LOST_STEP_RECOVERIES = 1
+MAX_LOG_LINES = 500
+
+
+@dataclass
+class StepContext:
+    """What a step may know about the run it is part of, and how it reports back."""
+
+    run_id: int
+    step_run_id: int
+    node_id: str
+    symbol: str
+    run_params: dict[str, Any]
+    attempt: int
+    idempotency_key: str
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    _last_cancel_check: float = 0.0
+
+    def log(self, message: str, *, level: str = "info") -> None:
+        if len(self.logs) < MAX_LOG_LINES:
+            self.logs.append({"t": timezone.now().isoformat(), "level": level, "message": message})
+
+    def check_cancelled(self) -> None:
+        """Long steps call this now and then; it raises StepCancelled once the run is cancelled."""
+        now = time.monotonic()
+        if now - self._last_cancel_check < 0.5:
+            return
+        self._last_cancel_check = now
+        if Run.objects.filter(id=self.run_id, cancel_requested=True).exists():
+            raise StepCancelled()
+
+
+def _graph(version: WorkflowVersion) -> Graph:
+    return Graph(GraphSpec.model_validate(version.graph))
+
+
+def _dispatch(step_run: StepRun, graph: Graph, *, countdown: float = 0) -> None:
+    from workflows.tasks import execute_step_task
+
+    step_type = graph.step_type(step_run.node_id)
+    limit = graph.timeout_s(step_run.node_id)
+    step_run_id = step_run.id
+    transaction.on_commit(
+        lambda: execute_step_task.apply_async(
+            args=[step_run_id],
+            queue=step_type.queue,
+            countdown=countdown,
+            soft_time_limit=limit,
+            time_limit=limit + HARD_LIMIT_MARGIN_S,
+        )
+    )
+
+
+def latest_version(workflow: Workflow) -> WorkflowVersion:
+    version = workflow.versions.order_by("-number").first()
+    if version is None:
+        raise ApplicationError(f'Workflow "{workflow.name}" has no saved version')
+    return version
+
+
+def _create_run(
+    *,
+    workflow: Workflow,
+    version: WorkflowVersion,
+    user,
+    symbol: str,
+    overrides: dict[str, Any],
+    trigger: str,
+    rerun_of: Run | None = None,
+) -> tuple[Run, Graph, dict[str, StepRun]]:
+    symbol = (symbol or "").strip().upper()
+    if not SYMBOL.match(symbol):
+        raise ApplicationError(f'"{symbol}" is not a valid symbol (letters, digits, "." and "-", up to 32)')
+    for key in overrides:
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ApplicationError(f'Parameter override name "{key}" is not a valid name')
+    unchecked = _graph(version)
+    context = run_context(unchecked, overrides=overrides, runtime={"symbol": symbol})
+    graph = graph_check(version.graph, context=context)
+    run = Run.objects.create(
+        workflow=workflow,
+        version=version,
+        created_by=user,
+        symbol=symbol,
+        overrides=overrides,
+        params=context,
+        trigger=trigger,
+        rerun_of=rerun_of,
+    )
+    steps = {}
+    for node_id in graph.order():
+        step_type = graph.step_type(node_id)
+        params = step_type.Params.model_validate(graph.resolved_params(node_id, context)).model_dump(mode="json")
+        steps[node_id] = StepRun(run=run, node_id=node_id, step_type=step_type.name, params=params)
+    StepRun.objects.bulk_create(steps.values())
+    steps = {s.node_id: s for s in run.steps.all()}
+    return run, graph, steps
+
+
+@transaction.atomic
+def run_start(
+    *,
+    workflow: Workflow,
+    user,
+    symbol: str,
+    version: WorkflowVersion | None = None,
+    overrides: dict[str, Any] | None = None,
+    trigger: str = Trigger.MANUAL,
+) -> Run:
+    """Validate the graph with this run's values, write the run and its steps, dispatch."""
+    version = version or latest_version(workflow)
+    if version.workflow_id != workflow.id:
+        raise ApplicationError(f"Version {version.number} does not belong to this workflow")
+    run, _, _ = _create_run(
+        workflow=workflow, version=version, user=user, symbol=symbol, overrides=overrides or {}, trigger=trigger
+    )
+    run_advance(run_id=run.id)
+    return run
+
+
+@transaction.atomic
+def run_advance(*, run_id: int) -> None:
+    """Move the run forward: dispatch steps whose upstream all succeeded, or finish the run."""
+    run = Run.objects.select_for_update().select_related("version").get(id=run_id)
+    if run.finished:
+        return
+    graph = _graph(run.version)
+    steps = {s.node_id: s for s in run.steps.all()}
+    now = timezone.now()
+
+    failed = [s for s in steps.values() if s.status == StepStatus.FAILED]
+    if failed:
+        run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.QUEUED]).update(
+            status=StepStatus.SKIPPED, finished_at=now
+        )
+        names = ", ".join(f'"{s.node_id}"' for s in failed)
+        run.status, run.finished_at = RunStatus.FAILED, now
+        run.error = f"Step {names} failed: {failed[0].error}"
+        run.save(update_fields=["status", "finished_at", "error"])
+        return
+
+    if all(s.status == StepStatus.SUCCEEDED for s in steps.values()):
+        run.status, run.finished_at = RunStatus.SUCCEEDED, now
+        run.started_at = run.started_at or now
+        run.save(update_fields=["status", "finished_at", "started_at"])
+        return
+
+    for node_id, step in steps.items():
+        if step.status != StepStatus.PENDING:
+            continue
+        if all(steps[up].status == StepStatus.SUCCEEDED for up in graph.upstream(node_id)):
+            if StepRun.objects.filter(id=step.id, status=StepStatus.PENDING).update(
+                status=StepStatus.QUEUED, queued_at=now
+            ):
+                _dispatch(step, graph)
+
+    waiting = any(s.status == StepStatus.WAITING for s in steps.values())
+    active = any(s.status in (StepStatus.QUEUED, StepStatus.RUNNING) for s in steps.values())
+    if waiting and not active and run.status != RunStatus.WAITING:
+        run.status = RunStatus.WAITING
+        run.save(update_fields=["status"])
+
+
+def _inputs(step: StepRun, graph: Graph) -> dict[str, Any]:
+    upstream = {s.node_id: s for s in StepRun.objects.filter(run_id=step.run_id, node_id__in=graph.upstream(step.node_id))}
+    return {e.target_port: upstream[e.source].outputs.get(e.source_port) for e in graph.incoming(step.node_id)}
+
+
+def _check_outputs(step_type, outputs: Any) -> dict[str, Any]:
+    if not isinstance(outputs, dict):
+        raise StepError(f"Step type {step_type.name} returned {type(outputs).__name__}, not a dict of outputs")
+    missing = [p.name for p in step_type.outputs if p.name not in outputs]
+    if missing:
+        raise StepError(f"Step type {step_type.name} did not produce output(s) {', '.join(missing)}")
+    return outputs
+
+
+def step_run_execute(*, step_run_id: int) -> None:
+    """Claim one step, run it, record what happened, advance the run. Safe to call twice."""
+    now = timezone.now()
+    claimed = StepRun.objects.filter(id=step_run_id, status=StepStatus.QUEUED).update(
+        status=StepStatus.RUNNING, started_at=now, finished_at=None, attempt=F("attempt") + 1
+    )
+    if not claimed:
+        logger.info("step run %s was already taken or is no longer queued", step_run_id)
+        return
+    step = StepRun.objects.select_related("run__version").get(id=step_run_id)
+    run = step.run
+    if run.finished or run.cancel_requested:
+        _finish(step, status=StepStatus.CANCELLED, error="Run was cancelled before this step started")
+        return
+    Run.objects.filter(id=run.id, status=RunStatus.PENDING).update(status=RunStatus.RUNNING, started_at=now)
+
+    graph = _graph(run.version)
+    step_type = registry.get(step.step_type)
+    ctx = StepContext(
+        run_id=run.id,
+        step_run_id=step.id,
+        node_id=step.node_id,
+        symbol=run.symbol,
+        run_params=run.params,
+        attempt=step.attempt,
+        idempotency_key=f"run{run.id}-{step.node_id}",
+    )
+    retry = graph.nodes[step.node_id].retry
+    try:
+        if step_type is None:
+            raise StepError(f'Step type "{step.step_type}" is not installed on this worker')
+        inputs = _inputs(step, graph)
+        StepRun.objects.filter(id=step.id).update(inputs=inputs)
+        params = step_type.Params.model_validate(step.params)
+        outputs = _check_outputs(step_type, step_type().run(ctx, inputs, params))
+    except StepCancelled:
+        ctx.log("Stopped: the run was cancelled", level="warning")
+        _finish(step, status=StepStatus.CANCELLED, error="Run was cancelled", logs=ctx.logs)
+        return
+    except Exception as exc:
+        retryable = isinstance(exc, SoftTimeLimitExceeded) or (step_type is not None and isinstance(exc, step_type.retry_on))
+        message = _describe(exc, graph.timeout_s(step.node_id))
+        ctx.log(message, level="error")
+        if not isinstance(exc, StepError | SoftTimeLimitExceeded | ValidationError):
+            ctx.log(traceback.format_exc(), level="debug")
+        if retryable and step.attempt <= retry.max:
+            delay = retry.backoff_s * 2 ** (step.attempt - 1)
+            ctx.log(f"Attempt {step.attempt} failed; retrying in {delay:g}s", level="warning")
+            _requeue(step, graph, error=message, logs=ctx.logs, countdown=delay)
+            return
+        _finish(step, status=StepStatus.FAILED, error=message, logs=ctx.logs)
+        return
+    _finish(step, status=StepStatus.SUCCEEDED, outputs=outputs, logs=ctx.logs)
+
+
+def _describe(exc: BaseException, timeout_s: int) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"Timed out after {timeout_s}s"
+    if isinstance(exc, StepError):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        return f"Invalid parameters: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finish(step: StepRun, *, status: str, error: str = "", outputs: dict | None = None, logs: list | None = None) -> None:
+    # Compare-and-set on (RUNNING, attempt): if the sweeper gave this step to another
+    # execution meanwhile, that execution's result is the one that counts.
+    written = StepRun.objects.filter(id=step.id, status=StepStatus.RUNNING, attempt=step.attempt).update(
+        status=status,
+        error=error,
+        outputs=outputs or {},
+        logs=(step.logs or []) + (logs or []),
+        finished_at=timezone.now(),
+    )
+    if written:
+        run_advance(run_id=step.run_id)
+
+
+def _requeue(step: StepRun, graph: Graph, *, error: str, logs: list, countdown: float) -> None:
+    with transaction.atomic():
+        if StepRun.objects.filter(id=step.id, status=StepStatus.RUNNING, attempt=step.attempt).update(
+            status=StepStatus.QUEUED, queued_at=timezone.now(), error=error, logs=(step.logs or []) + logs
+        ):
+            _dispatch(step, graph, countdown=countdown)
+
+
+@transaction.atomic
+def run_cancel(*, run: Run) -> Run:
+    """Stop a run: nothing new starts; running steps stop at their next cancel check."""
+    run = Run.objects.select_for_update().get(id=run.id)
+    if run.finished:
+        raise RunStateError(f"Run {run.id} already {run.status}; nothing to cancel")
+    now = timezone.now()
+    run.cancel_requested = True
+    run.status, run.finished_at = RunStatus.CANCELLED, now
+    run.error = "Cancelled by user"
+    run.save(update_fields=["cancel_requested", "status", "finished_at", "error"])
+    run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.QUEUED, StepStatus.WAITING]).update(
+        status=StepStatus.CANCELLED, finished_at=now, error="Run was cancelled"
+    )
+    return run
+
+
+def _same_definition(old_graph: Graph, new_graph: Graph, node_id: str, old: StepRun, new: StepRun) -> bool:
+    edges = lambda g: {(e.source, e.source_port, e.target_port) for e in g.incoming(node_id)}  # noqa: E731
+    return old.step_type == new.step_type and old.params == new.params and edges(old_graph) == edges(new_graph)
+
+
+@transaction.atomic
+def run_rerun(*, run: Run, user, from_failed: bool, latest: bool) -> Run:
+    """A new run of the same symbol and overrides, on the pinned or the latest version.
+
+    From the failed step: every step that succeeded before, with the same definition and all
+    its upstream steps reused too, keeps its stored outputs instead of running again."""
+    if not run.finished:
+        raise RunStateError(f"Run {run.id} is still {run.status}; cancel it or wait before rerunning")
+    version = latest_version(run.workflow) if latest else run.version
+    new, graph, steps = _create_run(
+        workflow=run.workflow,
+        version=version,
+        user=user,
+        symbol=run.symbol,
+        overrides=run.overrides,
+        trigger=Trigger.RERUN,
+        rerun_of=run,
+    )
+    if from_failed:
+        old_graph = _graph(run.version)
+        old_steps = {s.node_id: s for s in run.steps.all()}
+        reused: set[str] = set()
+        for node_id in graph.order():
+            old = old_steps.get(node_id)
+            if (
+                old is not None
+                and old.status == StepStatus.SUCCEEDED
+                and graph.upstream(node_id) <= reused
+                and _same_definition(old_graph, graph, node_id, old, steps[node_id])
+            ):
+                reused.add(node_id)
+                StepRun.objects.filter(id=steps[node_id].id).update(
+                    status=StepStatus.SUCCEEDED,
+                    inputs=old.inputs,
+                    outputs=old.outputs,
+                    logs=[{"t": timezone.now().isoformat(), "level": "info", "message": f"Reused from run {run.id}"}],
+                    reused_from=old.reused_from_id or old.id,
+                    started_at=old.started_at,
+                    finished_at=old.finished_at,
+                )
+    run_advance(run_id=new.id)
+    return new
+
+
+def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Recover from lost messages and dead workers. Run by beat every ENGINE_SWEEP_INTERVAL_S."""
+    now = now or timezone.now()
+    counts = {"redispatched": 0, "recovered": 0, "failed": 0, "advanced": 0}
+    active_runs = [RunStatus.PENDING, RunStatus.RUNNING]
+
+    stale = now - timedelta(seconds=settings.ENGINE_QUEUED_STALE_S)
+    for step in StepRun.objects.filter(status=StepStatus.QUEUED, queued_at__lt=stale, run__status__in=active_runs).select_related(
+        "run__version"
+    ):
+        with transaction.atomic():
+            if StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(queued_at=now):
+                _dispatch(step, _graph(step.run.version))
+                counts["redispatched"] += 1
+
+    for step in StepRun.objects.filter(status=StepStatus.RUNNING).select_related("run__version"):
+        graph = _graph(step.run.version)
+        limit = graph.timeout_s(step.node_id) + HARD_LIMIT_MARGIN_S + settings.ENGINE_RUNNING_GRACE_S
+        if step.started_at and step.started_at + timedelta(seconds=limit) > now:
+            continue
+        # Past its hard time limit, the worker would have killed it: the worker is gone.
+        message = f"The worker running this step was lost (attempt {step.attempt}, no result after {limit}s)"
+        retry = graph.nodes[step.node_id].retry
+        if step.run.finished:
+            _finish(step, status=StepStatus.CANCELLED, error=message)
+        elif step.attempt <= retry.max + LOST_STEP_RECOVERIES:
+            log = {"t": now.isoformat(), "level": "warning", "message": message + "; running it again"}
+            _requeue(step, graph, error=message, logs=[log], countdown=0)
+            counts["recovered"] += 1
+        else:
+            _finish(step, status=StepStatus.FAILED, error=message)
+            counts["failed"] += 1
+
+    # A run whose last step finished while its advance was lost (a crash in between).
+    for run_id in Run.objects.filter(status__in=active_runs).exclude(
+        steps__status__in=[StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING]
+    ).values_list("id", flat=True):
+        run_advance(run_id=run_id)
+        counts["advanced"] += 1
+    if any(counts.values()):
+        logger.warning("sweeper: %s", counts)
+    return counts
+

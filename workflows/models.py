@@ -1,0 +1,162 @@
+from django.conf import settings
+from django.db import models
+
+
+class Workflow(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImmutableQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Workflow versions are immutable; save a new version instead")
+
+
+class WorkflowVersion(models.Model):
+    """One saved state of a workflow's graph. Never changed once written (DESIGN §3)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    graph = models.JSONField()
+    message = models.CharField(max_length=500, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    restored_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["workflow", "-number"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="unique_version_number")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} v{self.number}"
+
+    def save(self, *args, **kwargs):
+        # Integrity, not business logic: a version row is written once.
+        if not self._state.adding:
+            raise TypeError("Workflow versions are immutable; save a new version instead")
+        super().save(*args, **kwargs)
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RUN_FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual"
+    API = "api"
+    SCHEDULE = "schedule"
+    RERUN = "rerun"
+
+
+class Run(models.Model):
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    symbol = models.CharField(max_length=32)
+    overrides = models.JSONField(default=dict, blank=True, help_text="Parameters the caller set over the workflow's")
+    params = models.JSONField(default=dict, help_text="Every {{name}} value of this run, resolved")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    rerun_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns")
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} {self.workflow} {self.symbol}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in RUN_FINISHED
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for upstream steps
+    QUEUED = "queued"  # sent to a worker
+    RUNNING = "running"
+    WAITING = "waiting"  # parked until an outside event (approval)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # not run because the run failed elsewhere
+
+
+STEP_FINISHED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.SKIPPED)
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    node_id = models.CharField(max_length=64)
+    step_type = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING, db_index=True)
+    attempt = models.PositiveIntegerField(default=0, help_text="Executions started so far")
+    inputs = models.JSONField(default=dict)
+    params = models.JSONField(default=dict, help_text="Parameters after {{name}} substitution")
+    outputs = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    logs = models.JSONField(default=list)
+    reused_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="Outputs copied by a rerun"
+    )
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="unique_step_per_node")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.node_id}"
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class Template(models.Model):
+    """A gallery workflow a user can start from (loaded from workflows/gallery/*.json)."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField()
+    graph = models.JSONField()
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name

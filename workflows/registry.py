@@ -1,0 +1,118 @@
+"""The step registry: every step type a workflow node can use, under a stable dotted name.
+
+Domain apps declare their step types in `<app>/steps.py` with `@register`; `workflows`
+discovers those modules at start-up and never imports a domain app itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.core.exceptions import ImproperlyConfigured
+from pydantic import BaseModel, ConfigDict
+
+from workflows.errors import TransientStepError
+
+if TYPE_CHECKING:
+    from workflows.engine import StepContext
+
+# Port type that connects to anything.
+ANY = "any"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    type: str
+    description: str = ""
+    required: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "description": self.description, "required": self.required}
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepType:
+    """Base class of every step type. Subclasses set the class attributes and `run`."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    category: ClassVar[str]
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+    inputs: ClassVar[tuple[Port, ...]] = ()
+    outputs: ClassVar[tuple[Port, ...]] = ()
+    # Celery queue: default, charts, ai or ibkr (DESIGN §5).
+    queue: ClassVar[str] = "default"
+    # Default hard time limit in seconds; a node's `timeout_s` overrides it.
+    time_limit: ClassVar[int] = 60
+    # False for steps with side effects outside our database (orders, notifications): a
+    # re-execution after a crash gets the same `ctx.idempotency_key` and must not repeat them.
+    idempotent: ClassVar[bool] = True
+    # Exceptions worth retrying under the node's retry policy. Anything else fails at once.
+    retry_on: ClassVar[tuple[type[BaseException], ...]] = (TransientStepError,)
+    # Roles used by graph validation: "data_source" (a workflow needs one), "risk_check"
+    # (what an order must be downstream of on every path).
+    tags: ClassVar[frozenset[str]] = frozenset()
+    # Each tag named here must sit on every path from a workflow input to this step.
+    requires_upstream: ClassVar[frozenset[str]] = frozenset()
+
+    def run(self, ctx: StepContext, inputs: dict[str, Any], params: BaseModel) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def input(cls, name: str) -> Port | None:
+        return next((p for p in cls.inputs if p.name == name), None)
+
+    @classmethod
+    def output(cls, name: str) -> Port | None:
+        return next((p for p in cls.outputs if p.name == name), None)
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "name": cls.name,
+            "label": cls.label,
+            "category": cls.category,
+            "description": cls.description,
+            "params_schema": cls.Params.model_json_schema(),
+            "inputs": [p.as_dict() for p in cls.inputs],
+            "outputs": [p.as_dict() for p in cls.outputs],
+            "queue": cls.queue,
+            "time_limit": cls.time_limit,
+            "idempotent": cls.idempotent,
+            "tags": sorted(cls.tags),
+            "requires_upstream": sorted(cls.requires_upstream),
+        }
+
+
+class StepRegistry:
+    def __init__(self) -> None:
+        self._types: dict[str, type[StepType]] = {}
+
+    def register(self, step_type: type[StepType]) -> type[StepType]:
+        name = step_type.name
+        if name in self._types:
+            raise ImproperlyConfigured(f"Step type {name!r} is registered twice")
+        for attr in ("label", "category"):
+            if not getattr(step_type, attr, None):
+                raise ImproperlyConfigured(f"Step type {name!r} has no {attr}")
+        self._types[name] = step_type
+        return step_type
+
+    def unregister(self, name: str) -> None:
+        self._types.pop(name, None)
+
+    def get(self, name: str) -> type[StepType] | None:
+        return self._types.get(name)
+
+    def all(self) -> list[type[StepType]]:
+        return sorted(self._types.values(), key=lambda t: (t.category, t.name))
+
+
+registry = StepRegistry()
+register = registry.register

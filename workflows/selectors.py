@@ -1,0 +1,32 @@
+"""Reads, with the visibility rule in one place: users see their own rows, staff see all."""
+
+from django.db.models import Count, QuerySet
+
+from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.services import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
+
+
+def workflows_visible(*, user) -> QuerySet[Workflow]:
+    qs = Workflow.objects.select_related("owner").annotate(version_count=Count("versions", distinct=True))
+    return qs if user.is_staff else qs.filter(owner=user)
+
+
+def runs_visible(*, user) -> QuerySet[Run]:
+    qs = Run.objects.select_related("workflow", "version", "created_by")
+    return qs if user.is_staff else qs.filter(workflow__owner=user)
+
+
+def run_steps(*, run: Run) -> QuerySet[StepRun]:
+    return run.steps.order_by("id")
+
+
+def workflow_export(*, workflow: Workflow, version: WorkflowVersion | None = None) -> dict:
+    version = version or workflow.versions.order_by("-number").first()
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "name": workflow.name,
+        "description": workflow.description,
+        "version": version.number if version else None,
+        "graph": version.graph if version else None,
+    }

@@ -1,0 +1,117 @@
+"""Writes for workflows, versions and templates. The engine's writes are in engine.py."""
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+
+from workflows.errors import ApplicationError
+from workflows.graph import graph_check
+from workflows.models import Template, Workflow, WorkflowVersion
+
+EXPORT_FORMAT = "trading-workflow"
+EXPORT_FORMAT_VERSION = 1
+
+
+def _clean_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ApplicationError("A workflow needs a name")
+    if len(name.strip()) > 200:
+        raise ApplicationError("The workflow name is longer than 200 characters")
+    return name.strip()
+
+
+@transaction.atomic
+def workflow_create(*, owner, name: str, graph: dict, description: str = "", message: str = "Created") -> Workflow:
+    graph_check(graph)
+    workflow = Workflow.objects.create(owner=owner, name=_clean_name(name), description=description or "")
+    WorkflowVersion.objects.create(workflow=workflow, number=1, graph=graph, message=message, author=owner)
+    return workflow
+
+
+@transaction.atomic
+def workflow_update(*, workflow: Workflow, name: str | None = None, description: str | None = None) -> Workflow:
+    if name is not None:
+        workflow.name = _clean_name(name)
+    if description is not None:
+        workflow.description = description
+    workflow.save(update_fields=["name", "description", "updated_at"])
+    return workflow
+
+
+@transaction.atomic
+def version_save(
+    *, workflow: Workflow, author, graph: dict, message: str = "", restored_from: WorkflowVersion | None = None
+) -> WorkflowVersion:
+    """Save the graph as version N+1. Nothing is written if it is invalid."""
+    graph_check(graph)
+    # Lock the workflow row so two saves at once get distinct numbers.
+    workflow = Workflow.objects.select_for_update().get(id=workflow.id)
+    number = (workflow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    version = WorkflowVersion.objects.create(
+        workflow=workflow, number=number, graph=graph, message=message[:500], author=author, restored_from=restored_from
+    )
+    workflow.save(update_fields=["updated_at"])
+    return version
+
+
+def version_restore(*, version: WorkflowVersion, author) -> WorkflowVersion:
+    """Make an old version current again, as a new version that says where it came from."""
+    return version_save(
+        workflow=version.workflow,
+        author=author,
+        graph=version.graph,
+        message=f"Restored from v{version.number}",
+        restored_from=version,
+    )
+
+
+@transaction.atomic
+def workflow_clone(*, workflow: Workflow, owner, name: str | None = None) -> Workflow:
+    latest = workflow.versions.order_by("-number").first()
+    if latest is None:
+        raise ApplicationError(f'Workflow "{workflow.name}" has no version to clone')
+    return workflow_create(
+        owner=owner,
+        name=name or f"{workflow.name} (copy)",
+        description=workflow.description,
+        graph=latest.graph,
+        message=f'Cloned from "{workflow.name}" v{latest.number}',
+    )
+
+
+def workflow_import(*, owner, document: Any) -> Workflow:
+    """Create a workflow from an exported JSON document (see selectors.workflow_export)."""
+    if not isinstance(document, dict):
+        raise ApplicationError("The import must be a JSON object as produced by export")
+    if document.get("format") != EXPORT_FORMAT:
+        raise ApplicationError(f'The import is not a workflow export: "format" must be "{EXPORT_FORMAT}"')
+    if document.get("format_version") != EXPORT_FORMAT_VERSION:
+        raise ApplicationError(f"Unsupported export format_version {document.get('format_version')!r}")
+    if not isinstance(document.get("graph"), dict):
+        raise ApplicationError('The import has no "graph" object')
+    description = document.get("description", "")
+    if not isinstance(description, str):
+        raise ApplicationError('"description" must be text')
+    return workflow_create(
+        owner=owner, name=document.get("name"), description=description, graph=document["graph"], message="Imported"
+    )
+
+
+def template_use(*, template: Template, owner, name: str | None = None) -> Workflow:
+    return workflow_create(
+        owner=owner,
+        name=name or template.name,
+        description=template.description,
+        graph=template.graph,
+        message=f'From template "{template.name}"',
+    )
+
+
+@transaction.atomic
+def template_upsert(*, slug: str, name: str, description: str, graph: dict, position: int) -> Template:
+    graph_check(graph)
+    template, _ = Template.objects.update_or_create(
+        slug=slug, defaults={"name": name, "description": description, "graph": graph, "position": position}
+    )
+    return template

@@ -1,5 +1,7 @@
 """Fixtures shared by every app's tests: users, graphs, and a real Celery worker."""
 
+import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -62,7 +64,7 @@ def edge(source: str, target: str, source_port: str = "out", target_port: str = 
 def chain_graph(*extra_nodes: dict, params: dict | None = None) -> dict:
     """source -> each extra node in turn, through ports out -> in."""
     nodes = [node("src", "test.source"), *extra_nodes]
-    edges = [edge(a["id"], b["id"]) for a, b in zip(nodes, nodes[1:], strict=False)]
+    edges = [edge(a["id"], b["id"]) for a, b in itertools.pairwise(nodes)]
     return {"schema": 1, "params": params or {}, "nodes": nodes, "edges": edges}
 
 
@@ -97,10 +99,9 @@ def _purge_queues() -> None:
     with celery_app.connection_for_write() as conn:
         channel = conn.default_channel
         for queue in QUEUES.split(","):
-            try:
+            # A queue that was never declared has nothing to purge.
+            with contextlib.suppress(Exception):
                 channel.queue_purge(queue)
-            except Exception:  # noqa: S110 - a queue that was never declared has nothing to purge
-                pass
 
 
 class Workers:
@@ -121,7 +122,9 @@ class Workers:
             "ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
         }
         if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-            env["CELERY_FILESYSTEM_BROKER_DIR"] = str(Path(celery_app.conf.broker_transport_options["data_folder_in"]).parent)
+            env["CELERY_FILESYSTEM_BROKER_DIR"] = str(
+                Path(celery_app.conf.broker_transport_options["data_folder_in"]).parent
+            )
         cmd = [sys.executable, "-m", "celery", "-A", "trading_site", "worker", "-Q", QUEUES, "-c", str(concurrency)]
         cmd += ["-n", f"test{n}-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
         proc = subprocess.Popen(

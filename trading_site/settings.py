@@ -4,6 +4,7 @@ Defaults are the embedded, no-servers setup of `make run`: SQLite, kombu's files
 a local artifact folder and the bundled market data. Production differs only by values.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "workflows",
     "strategies",
@@ -93,8 +95,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not :memory:, so that a Celery worker started by the tests sees the test data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not :memory:, so that a Celery worker started by the tests sees the test data;
+    # one per test process, so two test runs on one checkout never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -134,6 +137,8 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Preloading is an opt-in that is hard to undo for a whole domain: the operator decides.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]
@@ -152,6 +157,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI from the installed sidecar package: no CDN at run time.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "workflows.models.RunStatus",
+        "StepStatusEnum": "workflows.models.StepStatus",
+    },
 }
 
 # Celery. Broker: Redis in production; kombu's filesystem transport (a folder) by default.
@@ -204,7 +217,9 @@ MARKET_DATA_DIR = Path(env.str("MARKET_DATA_DIR", default=str(BASE_DIR / "broker
 
 # Interactive Brokers (used from the market-data and broker issues on).
 IBKR_HOST = env.str("IBKR_HOST", default="127.0.0.1")
-IBKR_PORT = env.int("IBKR_PORT", default=4002)  # 4002 = IB Gateway paper; 4001 = live
+# IB Gateway's own ports: 4002 paper, 4001 live (the compose file's gateway image relays
+# paper on 4004 and live on 4003).
+IBKR_PORT = env.int("IBKR_PORT", default=4002)
 IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=1)
 TRADING_MODE = env.str("TRADING_MODE", default="paper")
 TRADING_ENABLED = env.bool("TRADING_ENABLED", default=False)

@@ -119,6 +119,8 @@ def _create_run(
     for key in overrides:
         if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise ApplicationError(f'Parameter override name "{key}" is not a valid name')
+        if not isinstance(overrides[key], str | int | float | bool):
+            raise ApplicationError(f'Parameter override "{key}" must be text, a number or true/false')
     unchecked = _graph(version)
     context = run_context(unchecked, overrides=overrides, runtime={"symbol": symbol})
     graph = graph_check(version.graph, context=context)
@@ -191,13 +193,13 @@ def run_advance(*, run_id: int) -> None:
         return
 
     for node_id, step in steps.items():
-        if step.status != StepStatus.PENDING:
-            continue
-        if all(steps[up].status == StepStatus.SUCCEEDED for up in graph.upstream(node_id)):
-            if StepRun.objects.filter(id=step.id, status=StepStatus.PENDING).update(
-                status=StepStatus.QUEUED, queued_at=now
-            ):
-                _dispatch(step, graph)
+        ready = step.status == StepStatus.PENDING and all(
+            steps[up].status == StepStatus.SUCCEEDED for up in graph.upstream(node_id)
+        )
+        if ready and StepRun.objects.filter(id=step.id, status=StepStatus.PENDING).update(
+            status=StepStatus.QUEUED, queued_at=now
+        ):
+            _dispatch(step, graph)
 
     waiting = any(s.status == StepStatus.WAITING for s in steps.values())
     active = any(s.status in (StepStatus.QUEUED, StepStatus.RUNNING) for s in steps.values())
@@ -207,7 +209,9 @@ def run_advance(*, run_id: int) -> None:
 
 
 def _inputs(step: StepRun, graph: Graph) -> dict[str, Any]:
-    upstream = {s.node_id: s for s in StepRun.objects.filter(run_id=step.run_id, node_id__in=graph.upstream(step.node_id))}
+    upstream = {
+        s.node_id: s for s in StepRun.objects.filter(run_id=step.run_id, node_id__in=graph.upstream(step.node_id))
+    }
     return {e.target_port: upstream[e.source].outputs.get(e.source_port) for e in graph.incoming(step.node_id)}
 
 
@@ -260,7 +264,9 @@ def step_run_execute(*, step_run_id: int) -> None:
         _finish(step, status=StepStatus.CANCELLED, error="Run was cancelled", logs=ctx.logs)
         return
     except Exception as exc:
-        retryable = isinstance(exc, SoftTimeLimitExceeded) or (step_type is not None and isinstance(exc, step_type.retry_on))
+        retryable = isinstance(exc, SoftTimeLimitExceeded) or (
+            step_type is not None and isinstance(exc, step_type.retry_on)
+        )
         message = _describe(exc, graph.timeout_s(step.node_id))
         ctx.log(message, level="error")
         if not isinstance(exc, StepError | SoftTimeLimitExceeded | ValidationError):
@@ -285,7 +291,9 @@ def _describe(exc: BaseException, timeout_s: int) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _finish(step: StepRun, *, status: str, error: str = "", outputs: dict | None = None, logs: list | None = None) -> None:
+def _finish(
+    step: StepRun, *, status: str, error: str = "", outputs: dict | None = None, logs: list | None = None
+) -> None:
     # Compare-and-set on (RUNNING, attempt): if the sweeper gave this step to another
     # execution meanwhile, that execution's result is the one that counts.
     written = StepRun.objects.filter(id=step.id, status=StepStatus.RUNNING, attempt=step.attempt).update(
@@ -380,11 +388,13 @@ def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
     active_runs = [RunStatus.PENDING, RunStatus.RUNNING]
 
     stale = now - timedelta(seconds=settings.ENGINE_QUEUED_STALE_S)
-    for step in StepRun.objects.filter(status=StepStatus.QUEUED, queued_at__lt=stale, run__status__in=active_runs).select_related(
-        "run__version"
-    ):
+    for step in StepRun.objects.filter(
+        status=StepStatus.QUEUED, queued_at__lt=stale, run__status__in=active_runs
+    ).select_related("run__version"):
         with transaction.atomic():
-            if StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(queued_at=now):
+            if StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(
+                queued_at=now
+            ):
                 _dispatch(step, _graph(step.run.version))
                 counts["redispatched"] += 1
 
@@ -407,12 +417,13 @@ def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
             counts["failed"] += 1
 
     # A run whose last step finished while its advance was lost (a crash in between).
-    for run_id in Run.objects.filter(status__in=active_runs).exclude(
-        steps__status__in=[StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING]
-    ).values_list("id", flat=True):
+    for run_id in (
+        Run.objects.filter(status__in=active_runs)
+        .exclude(steps__status__in=[StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING])
+        .values_list("id", flat=True)
+    ):
         run_advance(run_id=run_id)
         counts["advanced"] += 1
     if any(counts.values()):
         logger.warning("sweeper: %s", counts)
     return counts
-

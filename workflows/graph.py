@@ -157,7 +157,9 @@ def _pydantic_errors(exc: ValidationError, *, node: str | None = None, prefix: s
         loc = [str(p) for p in e["loc"]]
         field = ".".join(loc) if loc else None
         where = f'Node "{node}", field "{field}"' if node else f'Field "{prefix}{field}"'
-        out.append(error(f"{where}: {e['msg']}", code="invalid_param" if node else "invalid_format", node=node, field=field))
+        out.append(
+            error(f"{where}: {e['msg']}", code="invalid_param" if node else "invalid_format", node=node, field=field)
+        )
     return out
 
 
@@ -177,7 +179,13 @@ def _structure_errors(exc: ValidationError, raw: Any) -> list[dict]:
             field = ".".join(str(p) for p in loc[2:]) or None
         where = f'Node "{node}"' if node else (f"Edge {edge}" if edge is not None else "Graph")
         out.append(
-            error(f"{where}{f', field {field!r}' if field else ''}: {e['msg']}", code="invalid_format", node=node, edge=edge, field=field)
+            error(
+                f"{where}{f', field {field!r}' if field else ''}: {e['msg']}",
+                code="invalid_format",
+                node=node,
+                edge=edge,
+                field=field,
+            )
         )
     return out
 
@@ -207,7 +215,14 @@ def validate_graph(raw: Any, *, context: dict[str, Any] | None = None) -> tuple[
     for node in spec.nodes:
         step_type = registry.get(node.type)
         if step_type is None:
-            errors.append(error(f'Node "{node.id}": unknown step type "{node.type}"', code="unknown_type", node=node.id, field="type"))
+            errors.append(
+                error(
+                    f'Node "{node.id}": unknown step type "{node.type}"',
+                    code="unknown_type",
+                    node=node.id,
+                    field="type",
+                )
+            )
         else:
             types[node.id] = step_type
 
@@ -249,7 +264,9 @@ def _param_errors(node: NodeSpec, step_type: type[StepType] | None, names: dict,
     try:
         step_type.Params.model_validate(resolved)
     except ValidationError as exc:
-        errors.extend(e for e in _pydantic_errors(exc, node=node.id) if (e["field"] or "").split(".")[0] not in deferred)
+        errors.extend(
+            e for e in _pydantic_errors(exc, node=node.id) if (e["field"] or "").split(".")[0] not in deferred
+        )
     return errors
 
 
@@ -259,7 +276,9 @@ def _edge_errors(spec: GraphSpec, nodes: dict[str, NodeSpec], types: dict[str, t
     for i, e in enumerate(spec.edges):
         for end, node_id in (("source", e.source), ("target", e.target)):
             if node_id not in nodes:
-                errors.append(error(f'Edge {i}: {end} node "{node_id}" does not exist', code="missing_node", edge=i, field=end))
+                errors.append(
+                    error(f'Edge {i}: {end} node "{node_id}" does not exist', code="missing_node", edge=i, field=end)
+                )
         if e.source not in types or e.target not in types:
             continue
         out_port = types[e.source].output(e.source_port)
@@ -312,7 +331,12 @@ def _edge_errors(spec: GraphSpec, nodes: dict[str, NodeSpec], types: dict[str, t
         for port in step_type.inputs:
             if port.required and (node_id, port.name) not in fed:
                 errors.append(
-                    error(f'Node "{node_id}": input "{port.name}" is not connected', code="unconnected_input", node=node_id, field=port.name)
+                    error(
+                        f'Node "{node_id}": input "{port.name}" is not connected',
+                        code="unconnected_input",
+                        node=node_id,
+                        field=port.name,
+                    )
                 )
     return errors
 
@@ -331,7 +355,9 @@ def _cycle_errors(spec: GraphSpec) -> list[dict]:
                     ready.append(e.target)
     looped = sorted(n for n, d in indegree.items() if d > 0)
     return [
-        error(f'Node "{n}" is part of a cycle ({", ".join(looped)}); a workflow must flow one way', code="cycle", node=n)
+        error(
+            f'Node "{n}" is part of a cycle ({", ".join(looped)}); a workflow must flow one way', code="cycle", node=n
+        )
         for n in looped
     ]
 
@@ -339,7 +365,9 @@ def _cycle_errors(spec: GraphSpec) -> list[dict]:
 def _role_errors(spec: GraphSpec, types: dict[str, type[StepType]]) -> list[dict]:
     errors = []
     if not any("data_source" in t.tags for t in types.values()):
-        errors.append(error("The workflow needs at least one data source step (for example market.fetch_bars)", code="no_source"))
+        errors.append(
+            error("The workflow needs at least one data source step (for example market.fetch_bars)", code="no_source")
+        )
     roots = [n.id for n in spec.nodes if not any(e.target == n.id for e in spec.edges)]
     for node_id, step_type in types.items():
         for tag in sorted(step_type.requires_upstream):
@@ -357,7 +385,8 @@ def _role_errors(spec: GraphSpec, types: dict[str, type[StepType]]) -> list[dict
             if node_id in seen:
                 errors.append(
                     error(
-                        f'Node "{node_id}" ({step_type.name}) must be downstream of a {tag.replace("_", " ")} step on every path',
+                        f'Node "{node_id}" ({step_type.name}) must be downstream of a '
+                        f"{tag.replace('_', ' ')} step on every path",
                         code="requires_upstream",
                         node=node_id,
                     )

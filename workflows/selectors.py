@@ -7,7 +7,11 @@ from workflows.services import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 
 
 def workflows_visible(*, user) -> QuerySet[Workflow]:
-    qs = Workflow.objects.select_related("owner").annotate(version_count=Count("versions", distinct=True))
+    qs = (
+        Workflow.objects.select_related("owner")
+        .annotate(version_count=Count("versions", distinct=True))
+        .order_by("-updated_at", "-id")
+    )
     return qs if user.is_staff else qs.filter(owner=user)
 
 

@@ -33,7 +33,12 @@ def test_diamond_runs_its_branches_in_parallel(workers, user):
             node("right", "test.echo", sleep_s=1.5),
             node("join", "test.join"),
         ],
-        "edges": [edge("src", "left"), edge("src", "right"), edge("left", "join", "out", "a"), edge("right", "join", "out", "b")],
+        "edges": [
+            edge("src", "left"),
+            edge("src", "right"),
+            edge("left", "join", "out", "a"),
+            edge("right", "join", "out", "b"),
+        ],
     }
     workflow = services.workflow_create(owner=user, name="diamond", graph=graph)
     run = engine.run_start(workflow=workflow, user=user, symbol="SPY")
@@ -58,7 +63,9 @@ def test_same_message_delivered_twice_executes_once(workers, user, monkeypatch):
         celery_app.send_task("workflows.tasks.execute_step", args=[sent[0]], queue="default")
     run = wait_for(lambda: finished(run.id), timeout=30, what="run")
     assert run.status == RunStatus.SUCCEEDED
-    wait_for(lambda: "execute_step" in workers.logs() and workers.logs().count("succeeded in") >= 2, what="2nd delivery")
+    wait_for(
+        lambda: "execute_step" in workers.logs() and workers.logs().count("succeeded in") >= 2, what="2nd delivery"
+    )
     assert len(records("exec", f"{run.id}-src")) == 1
     assert steps(run)["src"].attempt == 1
 
@@ -68,7 +75,9 @@ def test_cancel_stops_a_running_run(workers, user):
     graph = chain_graph(node("slow", "test.echo", sleep_s=30), node("after", "test.echo"))
     workflow = services.workflow_create(owner=user, name="slow", graph=graph)
     run = engine.run_start(workflow=workflow, user=user, symbol="AAPL")
-    wait_for(lambda: StepRun.objects.filter(run=run, node_id="slow", status=StepStatus.RUNNING).exists(), what="slow step")
+    wait_for(
+        lambda: StepRun.objects.filter(run=run, node_id="slow", status=StepStatus.RUNNING).exists(), what="slow step"
+    )
     engine.run_cancel(run=run)
     # The running step notices the cancel flag and stops long before its 30 s are up.
     wait_for(

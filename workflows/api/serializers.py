@@ -1,0 +1,145 @@
+from rest_framework import serializers
+
+from workflows.models import Run, RunStatus, StepRun, Template, Trigger, Workflow, WorkflowVersion
+
+
+class WorkflowSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    latest_version = serializers.SerializerMethodField()
+    graph = serializers.JSONField(write_only=True, help_text="The first version's graph (create only)")
+    message = serializers.CharField(write_only=True, required=False, default="Created", max_length=500)
+
+    class Meta:
+        model = Workflow
+        fields = [
+            "id",
+            "name",
+            "description",
+            "owner",
+            "latest_version",
+            "graph",
+            "message",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+
+    def get_latest_version(self, workflow: Workflow) -> int | None:
+        version = workflow.versions.order_by("-number").first()
+        return version.number if version else None
+
+
+class WorkflowUpdateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Workflow
+        fields = ["name", "description"]
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True, default=None)
+    restored_from = serializers.IntegerField(source="restored_from.number", read_only=True, default=None)
+
+    class Meta:
+        model = WorkflowVersion
+        fields = ["number", "graph", "message", "author", "restored_from", "created_at"]
+        read_only_fields = fields
+
+
+class VersionSaveSerializer(serializers.Serializer):
+    graph = serializers.JSONField()
+    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class CloneSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=200)
+
+
+class GraphSerializer(serializers.Serializer):
+    graph = serializers.JSONField()
+
+
+class StepRunSerializer(serializers.ModelSerializer):
+    duration_s = serializers.FloatField(read_only=True)
+    reused_from_run = serializers.IntegerField(source="reused_from.run_id", read_only=True, default=None)
+
+    class Meta:
+        model = StepRun
+        fields = [
+            "id",
+            "node_id",
+            "step_type",
+            "status",
+            "attempt",
+            "params",
+            "inputs",
+            "outputs",
+            "error",
+            "logs",
+            "reused_from_run",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "duration_s",
+        ]
+        read_only_fields = fields
+
+
+class RunSerializer(serializers.ModelSerializer):
+    workflow_name = serializers.CharField(source="workflow.name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    duration_s = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "workflow",
+            "workflow_name",
+            "version",
+            "symbol",
+            "status",
+            "trigger",
+            "rerun_of",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_s",
+        ]
+        read_only_fields = fields
+
+
+class RunDetailSerializer(RunSerializer):
+    steps = StepRunSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "overrides", "params", "cancel_requested", "steps"]
+        read_only_fields = fields
+
+
+class RunStartSerializer(serializers.Serializer):
+    workflow = serializers.IntegerField()
+    symbol = serializers.CharField(max_length=32)
+    version = serializers.IntegerField(required=False, min_value=1, help_text="Version number; latest if omitted")
+    overrides = serializers.DictField(required=False, default=dict, help_text="Values for {{name}} over the defaults")
+
+
+class RerunSerializer(serializers.Serializer):
+    start = serializers.ChoiceField(choices=["failed", "beginning"], default="failed")
+    version = serializers.ChoiceField(choices=["pinned", "latest"], default="pinned")
+
+
+class RunFilterSerializer(serializers.Serializer):
+    workflow = serializers.IntegerField(required=False)
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    trigger = serializers.ChoiceField(choices=Trigger.choices, required=False)
+    symbol = serializers.CharField(required=False, max_length=32)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Template
+        fields = ["slug", "name", "description", "graph"]
+        read_only_fields = fields

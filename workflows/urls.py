@@ -1,0 +1,16 @@
+from django.urls import path
+
+from workflows import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("workflows/", views.workflow_list, name="workflow-list"),
+    path("workflows/<int:pk>/", views.workflow_detail, name="workflow-detail"),
+    path("workflows/<int:pk>/run/", views.workflow_run, name="workflow-run"),
+    path("workflows/<int:pk>/versions/<int:number>/restore/", views.version_restore, name="version-restore"),
+    path("templates/<int:pk>/use/", views.template_use, name="template-use"),
+    path("runs/", views.run_list, name="run-list"),
+    path("runs/<int:pk>/", views.run_detail, name="run-detail"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
+    path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
+]

@@ -1,0 +1,92 @@
+"""Market data step types: fetch bars from a source, resample them to a coarser bar."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from brokers.marketdata import PERIOD_PATTERN, bars_load, bars_ref, market_source, resample
+from workflows.registry import Port, StepType, register
+
+if TYPE_CHECKING:
+    from workflows.engine import StepContext
+
+Bar = Literal["1m", "5m", "15m", "1h", "1d", "1w"]
+BARS_PORT = Port("bars", "bars", "OHLCV bars stored as a CSV artifact")
+
+
+def _span(ref: dict[str, Any]) -> str:
+    return f"{ref['rows']} {ref['symbol']} {ref['bar']} bars, {ref['first']} .. {ref['last']}"
+
+
+class FetchBarsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, description="Ticker, usually {{symbol}} (the run's symbol)")
+    period: str = Field(
+        "1y",
+        pattern=PERIOD_PATTERN,
+        description="How far back from the last bar, in calendar time: 30d, 2w, 6m, 1y, 5y or max",
+    )
+    bar: Bar = Field("1d", description="Bar size; intraday bars are in New York time")
+    source: Literal["bundled"] = Field("bundled", description="bundled: real historical CSVs shipped with the app")
+    end: date | None = Field(None, description="Last date to include; empty means the latest available bar")
+
+
+@register
+class FetchBars(StepType):
+    name = "market.fetch_bars"
+    label = "Fetch bars"
+    category = "data"
+    description = (
+        "Loads OHLCV bars for a symbol from a market data source over a period counted back from the "
+        "end date (or the latest bar). Bundled data is real but covers fixed date ranges; splits are adjusted."
+    )
+    Params = FetchBarsParams
+    outputs = (BARS_PORT,)
+    queue = "default"
+    time_limit = 60
+    idempotent = True
+    tags = frozenset({"data_source"})
+
+    def run(self, ctx: StepContext, inputs: dict[str, Any], params: FetchBarsParams) -> dict[str, Any]:
+        df = market_source(params.source).bars(
+            symbol=params.symbol, bar=params.bar, period=params.period, end=params.end
+        )
+        ref = bars_ref(df, symbol=params.symbol.strip().upper(), bar=params.bar, source=params.source)
+        ctx.log(f"Fetched {_span(ref)} ({params.period} from {params.source})")
+        return {"bars": ref}
+
+
+class ResampleParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Bar = Field(description="Target bar size; must be coarser than the input bars")
+
+
+@register
+class Resample(StepType):
+    name = "market.resample"
+    label = "Resample bars"
+    category = "data"
+    description = (
+        "Aggregates bars to a coarser bar size (e.g. 1m to 1h, 1d to 1w). Intraday bars never span two "
+        "sessions and start at the session open; weekly bars are labelled with the week's first session."
+    )
+    Params = ResampleParams
+    inputs = (BARS_PORT,)
+    outputs = (BARS_PORT,)
+    queue = "default"
+    time_limit = 60
+    idempotent = True
+
+    def run(self, ctx: StepContext, inputs: dict[str, Any], params: ResampleParams) -> dict[str, Any]:
+        source_ref = inputs["bars"]
+        df = bars_load(source_ref)
+        source_bar = source_ref.get("bar", "")
+        out = resample(df, source_bar=source_bar, to=params.to)
+        ref = bars_ref(out, symbol=source_ref.get("symbol", ""), bar=params.to, source=source_ref.get("source", ""))
+        ctx.log(f"Resampled {len(df)} {source_bar} bars to {_span(ref)}")
+        return {"bars": ref}

@@ -126,7 +126,12 @@ class StepRun(models.Model):
     error = models.TextField(blank=True)
     logs = models.JSONField(default=list)
     reused_from = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="Outputs copied by a rerun"
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Outputs copied by a rerun",
     )
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

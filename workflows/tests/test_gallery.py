@@ -1,0 +1,27 @@
+"""The gallery's templates run on the bundled real data, on a real worker."""
+
+import pytest
+from django.core.management import call_command
+
+from brokers.marketdata import bars_load
+from conftest import wait_for
+from workflows import engine, services
+from workflows.models import Run, RunStatus, Template
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize(("slug", "symbol"), [("daily-weekly-bars", "MSFT"), ("intraday-hourly", "AAPL")])
+def test_each_template_runs_on_bundled_data(workers, user, slug, symbol):
+    call_command("load_templates")
+    workers.start(concurrency=2)
+    workflow = services.template_use(template=Template.objects.get(slug=slug), owner=user)
+    run = engine.run_start(workflow=workflow, user=user, symbol=symbol)
+    run = wait_for(lambda: Run.objects.filter(id=run.id, finished_at__isnull=False).first(), timeout=60, what="run")
+    assert run.status == RunStatus.SUCCEEDED, (run.error, workers.logs())
+    for step in run.steps.all():
+        bars = bars_load(step.outputs["bars"])
+        assert len(bars) == step.outputs["bars"]["rows"] > 0
+        assert (bars["high"] >= bars["low"]).all()
+    if slug == "intraday-hourly":
+        hourly = bars_load(run.steps.get(node_id="hourly").outputs["bars"])
+        assert sorted({t.strftime("%H:%M") for t in hourly.index}) == [f"{h:02d}:30" for h in range(9, 16)]

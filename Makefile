@@ -37,7 +37,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	DEBUG=true $(BIN)/python bench/engine.py
+	DEBUG=false SECRET_KEY=bench-only $(BIN)/python bench/engine.py
 
 clean:
 	rm -rf var/broker var/artifacts var/staticfiles

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -18,8 +19,13 @@ from trading_site.celery import app as celery_app
 from workflows.tests import step_types  # registers the test step types in this process
 
 QUEUES = "default,charts,ai,ibkr"
+TEST_REDIS_DB = 15
 
-if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+if settings.CELERY_BROKER_URL.startswith("redis"):
+    # The tests' own Redis database, so a worker of `make run` on the same Redis never takes
+    # the tests' tasks (and the tests never take its).
+    celery_app.conf.broker_url = urlunsplit(urlsplit(settings.CELERY_BROKER_URL)._replace(path=f"/{TEST_REDIS_DB}"))
+elif settings.CELERY_BROKER_URL.startswith("filesystem://"):
     # A private broker folder for this test session, set before any connection is made, so a
     # `make run` worker on this checkout never takes the tests' tasks.
     _broker = Path(tempfile.mkdtemp(prefix="test-broker-"))
@@ -117,7 +123,7 @@ class Workers:
         env = {
             **os.environ,
             "DATABASE_URL": _database_url(),
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_BROKER_URL": celery_app.conf.broker_url,
             "EXTRA_STEP_MODULES": "workflows.tests.step_types",
             "ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
         }

@@ -48,11 +48,12 @@ def database_url() -> str:
 def start_worker(log: Path) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url()}
     cmd = [sys.executable, "-m", "celery", "-A", "trading_site", "worker", "-Q", "default", "-c", "2"]
-    cmd += ["-n", f"bench-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "-l", "WARNING"]
+    cmd += ["-n", f"bench-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while " ready." not in log.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
             sys.exit(f"worker did not start:\n{log.read_text()}")
         time.sleep(0.1)
     return proc

@@ -191,6 +191,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # acknowledged on receipt and never redelivered behind the engine's back.
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless this is set;
+# a new PostgreSQL connection per step costs more than the step's own work. Connection
+# lifetime is left to Django (CONN_MAX_AGE, health checks), see trading_site/celery.py.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -15,6 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -77,6 +78,12 @@ class StepContext:
 
 def _graph(version: WorkflowVersion) -> Graph:
     return Graph(GraphSpec.model_validate(version.graph))
+
+
+@lru_cache(maxsize=512)
+def _graph_of(version_id: int) -> Graph:
+    """The parsed graph of a version. Versions never change, so each process parses it once."""
+    return Graph(GraphSpec.model_validate(WorkflowVersion.objects.values_list("graph", flat=True).get(id=version_id)))
 
 
 def _dispatch(step_run: StepRun, graph: Graph, *, countdown: float = 0) -> None:
@@ -168,11 +175,16 @@ def run_start(
 @transaction.atomic
 def run_advance(*, run_id: int) -> None:
     """Move the run forward: dispatch steps whose upstream all succeeded, or finish the run."""
-    run = Run.objects.select_for_update().select_related("version").get(id=run_id)
+    _advance(run_id)
+
+
+def _advance(run_id: int) -> None:
+    # Callers hold a transaction; the row lock serialises advances of one run.
+    run = Run.objects.select_for_update().get(id=run_id)
     if run.finished:
         return
-    graph = _graph(run.version)
-    steps = {s.node_id: s for s in run.steps.all()}
+    graph = _graph_of(run.version_id)
+    steps = {s.node_id: s for s in run.steps.only("id", "run_id", "node_id", "status", "error")}
     now = timezone.now()
 
     failed = [s for s in steps.values() if s.status == StepStatus.FAILED]
@@ -192,27 +204,35 @@ def run_advance(*, run_id: int) -> None:
         run.save(update_fields=["status", "finished_at", "started_at"])
         return
 
-    for node_id, step in steps.items():
-        ready = step.status == StepStatus.PENDING and all(
-            steps[up].status == StepStatus.SUCCEEDED for up in graph.upstream(node_id)
-        )
-        if ready and StepRun.objects.filter(id=step.id, status=StepStatus.PENDING).update(
-            status=StepStatus.QUEUED, queued_at=now
-        ):
+    ready = [
+        step
+        for node_id, step in steps.items()
+        if step.status == StepStatus.PENDING
+        and all(steps[up].status == StepStatus.SUCCEEDED for up in graph.upstream(node_id))
+    ]
+    if ready and StepRun.objects.filter(id__in=[s.id for s in ready], status=StepStatus.PENDING).update(
+        status=StepStatus.QUEUED, queued_at=now
+    ):
+        for step in ready:
             _dispatch(step, graph)
 
     waiting = any(s.status == StepStatus.WAITING for s in steps.values())
     active = any(s.status in (StepStatus.QUEUED, StepStatus.RUNNING) for s in steps.values())
-    if waiting and not active and run.status != RunStatus.WAITING:
+    if waiting and not active and not ready and run.status != RunStatus.WAITING:
         run.status = RunStatus.WAITING
         run.save(update_fields=["status"])
 
 
 def _inputs(step: StepRun, graph: Graph) -> dict[str, Any]:
-    upstream = {
-        s.node_id: s for s in StepRun.objects.filter(run_id=step.run_id, node_id__in=graph.upstream(step.node_id))
-    }
-    return {e.target_port: upstream[e.source].outputs.get(e.source_port) for e in graph.incoming(step.node_id)}
+    edges = graph.incoming(step.node_id)
+    if not edges:
+        return {}
+    upstream = dict(
+        StepRun.objects.filter(run_id=step.run_id, node_id__in=graph.upstream(step.node_id)).values_list(
+            "node_id", "outputs"
+        )
+    )
+    return {e.target_port: upstream[e.source].get(e.source_port) for e in edges}
 
 
 def _check_outputs(step_type, outputs: Any) -> dict[str, Any]:
@@ -226,21 +246,29 @@ def _check_outputs(step_type, outputs: Any) -> dict[str, Any]:
 
 def step_run_execute(*, step_run_id: int) -> None:
     """Claim one step, run it, record what happened, advance the run. Safe to call twice."""
-    now = timezone.now()
-    claimed = StepRun.objects.filter(id=step_run_id, status=StepStatus.QUEUED).update(
-        status=StepStatus.RUNNING, started_at=now, finished_at=None, attempt=F("attempt") + 1
-    )
-    if not claimed:
+    step = StepRun.objects.select_related("run").filter(id=step_run_id, status=StepStatus.QUEUED).first()
+    if step is None:
         logger.info("step run %s was already taken or is no longer queued", step_run_id)
         return
-    step = StepRun.objects.select_related("run__version").get(id=step_run_id)
     run = step.run
+    graph = _graph_of(run.version_id)
+    # Upstream outputs are final once a step is queued, so inputs are resolved before the
+    # claim and written by it: one round trip.
+    inputs = _inputs(step, graph)
+    now = timezone.now()
+    claimed = StepRun.objects.filter(id=step_run_id, status=StepStatus.QUEUED).update(
+        status=StepStatus.RUNNING, started_at=now, finished_at=None, attempt=F("attempt") + 1, inputs=inputs
+    )
+    if not claimed:
+        logger.info("step run %s was taken by another delivery", step_run_id)
+        return
+    step.status, step.attempt, step.inputs = StepStatus.RUNNING, step.attempt + 1, inputs
     if run.finished or run.cancel_requested:
         _finish(step, status=StepStatus.CANCELLED, error="Run was cancelled before this step started")
         return
-    Run.objects.filter(id=run.id, status=RunStatus.PENDING).update(status=RunStatus.RUNNING, started_at=now)
+    if run.status == RunStatus.PENDING:
+        Run.objects.filter(id=run.id, status=RunStatus.PENDING).update(status=RunStatus.RUNNING, started_at=now)
 
-    graph = _graph(run.version)
     step_type = registry.get(step.step_type)
     ctx = StepContext(
         run_id=run.id,
@@ -255,8 +283,6 @@ def step_run_execute(*, step_run_id: int) -> None:
     try:
         if step_type is None:
             raise StepError(f'Step type "{step.step_type}" is not installed on this worker')
-        inputs = _inputs(step, graph)
-        StepRun.objects.filter(id=step.id).update(inputs=inputs)
         params = step_type.Params.model_validate(step.params)
         outputs = _check_outputs(step_type, step_type().run(ctx, inputs, params))
     except StepCancelled:
@@ -296,15 +322,16 @@ def _finish(
 ) -> None:
     # Compare-and-set on (RUNNING, attempt): if the sweeper gave this step to another
     # execution meanwhile, that execution's result is the one that counts.
-    written = StepRun.objects.filter(id=step.id, status=StepStatus.RUNNING, attempt=step.attempt).update(
-        status=status,
-        error=error,
-        outputs=outputs or {},
-        logs=(step.logs or []) + (logs or []),
-        finished_at=timezone.now(),
-    )
-    if written:
-        run_advance(run_id=step.run_id)
+    with transaction.atomic():
+        written = StepRun.objects.filter(id=step.id, status=StepStatus.RUNNING, attempt=step.attempt).update(
+            status=status,
+            error=error,
+            outputs=outputs or {},
+            logs=(step.logs or []) + (logs or []),
+            finished_at=timezone.now(),
+        )
+        if written:
+            _advance(step.run_id)
 
 
 def _requeue(step: StepRun, graph: Graph, *, error: str, logs: list, countdown: float) -> None:
@@ -356,7 +383,7 @@ def run_rerun(*, run: Run, user, from_failed: bool, latest: bool) -> Run:
         rerun_of=run,
     )
     if from_failed:
-        old_graph = _graph(run.version)
+        old_graph = _graph_of(run.version_id)
         old_steps = {s.node_id: s for s in run.steps.all()}
         reused: set[str] = set()
         for node_id in graph.order():
@@ -390,16 +417,16 @@ def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
     stale = now - timedelta(seconds=settings.ENGINE_QUEUED_STALE_S)
     for step in StepRun.objects.filter(
         status=StepStatus.QUEUED, queued_at__lt=stale, run__status__in=active_runs
-    ).select_related("run__version"):
+    ).select_related("run"):
         with transaction.atomic():
             if StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(
                 queued_at=now
             ):
-                _dispatch(step, _graph(step.run.version))
+                _dispatch(step, _graph_of(step.run.version_id))
                 counts["redispatched"] += 1
 
-    for step in StepRun.objects.filter(status=StepStatus.RUNNING).select_related("run__version"):
-        graph = _graph(step.run.version)
+    for step in StepRun.objects.filter(status=StepStatus.RUNNING).select_related("run"):
+        graph = _graph_of(step.run.version_id)
         limit = graph.timeout_s(step.node_id) + HARD_LIMIT_MARGIN_S + settings.ENGINE_RUNNING_GRACE_S
         if step.started_at and step.started_at + timedelta(seconds=limit) > now:
             continue

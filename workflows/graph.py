@@ -106,9 +106,11 @@ class Graph:
 
     spec: GraphSpec
 
-    @property
-    def nodes(self) -> dict[str, NodeSpec]:
-        return {n.id: n for n in self.spec.nodes}
+    def __post_init__(self) -> None:
+        self.nodes: dict[str, NodeSpec] = {n.id: n for n in self.spec.nodes}
+        self._incoming: dict[str, list[EdgeSpec]] = {n: [] for n in self.nodes}
+        for e in self.spec.edges:
+            self._incoming.setdefault(e.target, []).append(e)
 
     def step_type(self, node_id: str) -> type[StepType]:
         step_type = registry.get(self.nodes[node_id].type)
@@ -116,7 +118,7 @@ class Graph:
         return step_type
 
     def incoming(self, node_id: str) -> list[EdgeSpec]:
-        return [e for e in self.spec.edges if e.target == node_id]
+        return self._incoming.get(node_id, [])
 
     def upstream(self, node_id: str) -> set[str]:
         return {e.source for e in self.incoming(node_id)}

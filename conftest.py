@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from trading_site.celery import app as celery_app
+from workflows import engine
 from workflows.tests import step_types  # registers the test step types in this process
 
 QUEUES = "default,charts,ai,ibkr"
@@ -42,6 +43,13 @@ elif settings.CELERY_BROKER_URL.startswith("filesystem://"):
 @pytest.fixture(autouse=True)
 def _artifacts(settings, tmp_path):
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_graph_cache():
+    # The engine caches parsed graphs by version id. Committed ids are never reused, but a
+    # test's rolled-back transaction gives its ids (on SQLite) to the next test.
+    engine._graph_of.cache_clear()
 
 
 @pytest.fixture

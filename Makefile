@@ -7,7 +7,10 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint format frontend bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# A venv without pip (python3-venv was missing when it was made) is made again.
+	@test -x $(BIN)/pip || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); } || { \
+		echo "Cannot create a virtual environment: install python3-venv (sudo apt-get install python3-venv)"; \
+		rm -rf $(VENV); exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@

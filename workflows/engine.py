@@ -9,10 +9,10 @@ worker was lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
-import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -37,6 +37,7 @@ from workflows.models import (
     WorkflowVersion,
 )
 from workflows.registry import registry
+from workflows.selectors import version_latest
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +77,6 @@ class StepContext:
             raise StepCancelled()
 
 
-def _graph(version: WorkflowVersion) -> Graph:
-    return Graph(GraphSpec.model_validate(version.graph))
-
-
 @lru_cache(maxsize=512)
 def _graph_of(version_id: int) -> Graph:
     """The parsed graph of a version. Versions never change, so each process parses it once."""
@@ -89,13 +86,13 @@ def _graph_of(version_id: int) -> Graph:
 def _dispatch(step_run: StepRun, graph: Graph, *, countdown: float = 0) -> None:
     from workflows.tasks import execute_step_task
 
-    step_type = graph.step_type(step_run.node_id)
+    queue = graph.queue(step_run.node_id)
     limit = graph.timeout_s(step_run.node_id)
     step_run_id = step_run.id
     transaction.on_commit(
         lambda: execute_step_task.apply_async(
             args=[step_run_id],
-            queue=step_type.queue,
+            queue=queue,
             countdown=countdown,
             soft_time_limit=limit,
             time_limit=limit + HARD_LIMIT_MARGIN_S,
@@ -104,7 +101,7 @@ def _dispatch(step_run: StepRun, graph: Graph, *, countdown: float = 0) -> None:
 
 
 def latest_version(workflow: Workflow) -> WorkflowVersion:
-    version = workflow.versions.order_by("-number").first()
+    version = version_latest(workflow=workflow)
     if version is None:
         raise ApplicationError(f'Workflow "{workflow.name}" has no saved version')
     return version
@@ -128,8 +125,7 @@ def _create_run(
             raise ApplicationError(f'Parameter override name "{key}" is not a valid name')
         if not isinstance(overrides[key], str | int | float | bool):
             raise ApplicationError(f'Parameter override "{key}" must be text, a number or true/false')
-    unchecked = _graph(version)
-    context = run_context(unchecked, overrides=overrides, runtime={"symbol": symbol})
+    context = run_context(_graph_of(version.id), overrides=overrides, runtime={"symbol": symbol})
     graph = graph_check(version.graph, context=context)
     run = Run.objects.create(
         workflow=workflow,
@@ -140,6 +136,7 @@ def _create_run(
         params=context,
         trigger=trigger,
         rerun_of=rerun_of,
+        origin=(rerun_of.origin or rerun_of) if rerun_of else None,
     )
     steps = {}
     for node_id in graph.order():
@@ -187,7 +184,8 @@ def _advance(run_id: int) -> None:
     steps = {s.node_id: s for s in run.steps.only("id", "run_id", "node_id", "status", "error")}
     now = timezone.now()
 
-    failed = [s for s in steps.values() if s.status == StepStatus.FAILED]
+    # The run itself is not cancelled (it would be finished), so a cancelled step is a failure.
+    failed = [s for s in steps.values() if s.status in (StepStatus.FAILED, StepStatus.CANCELLED)]
     if failed:
         run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.QUEUED]).update(
             status=StepStatus.SKIPPED, finished_at=now
@@ -221,6 +219,12 @@ def _advance(run_id: int) -> None:
     if waiting and not active and not ready and run.status != RunStatus.WAITING:
         run.status = RunStatus.WAITING
         run.save(update_fields=["status"])
+    elif not (waiting or active or ready):
+        # Nothing can move any more; never leave such a run "running" forever.
+        stuck = ", ".join(f'"{s.node_id}" ({s.status})' for s in steps.values() if s.status != StepStatus.SUCCEEDED)
+        run.status, run.finished_at = RunStatus.FAILED, now
+        run.error = f"Run stopped with steps that cannot start: {stuck}"
+        run.save(update_fields=["status", "finished_at", "error"])
 
 
 def _inputs(step: StepRun, graph: Graph) -> dict[str, Any]:
@@ -241,6 +245,10 @@ def _check_outputs(step_type, outputs: Any) -> dict[str, Any]:
     missing = [p.name for p in step_type.outputs if p.name not in outputs]
     if missing:
         raise StepError(f"Step type {step_type.name} did not produce output(s) {', '.join(missing)}")
+    try:
+        json.dumps(outputs, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StepError(f"Step type {step_type.name} returned outputs that are not plain JSON: {exc}") from exc
     return outputs
 
 
@@ -277,7 +285,9 @@ def step_run_execute(*, step_run_id: int) -> None:
         symbol=run.symbol,
         run_params=run.params,
         attempt=step.attempt,
-        idempotency_key=f"run{run.id}-{step.node_id}",
+        # Reruns share their first run's key: a rerun never repeats a side effect (an order)
+        # that any earlier run of the chain may already have made.
+        idempotency_key=f"run{run.origin_id or run.id}-{step.node_id}",
     )
     retry = graph.nodes[step.node_id].retry
     try:
@@ -296,7 +306,8 @@ def step_run_execute(*, step_run_id: int) -> None:
         message = _describe(exc, graph.timeout_s(step.node_id))
         ctx.log(message, level="error")
         if not isinstance(exc, StepError | SoftTimeLimitExceeded | ValidationError):
-            ctx.log(traceback.format_exc(), level="debug")
+            # The traceback goes to the worker's log only: it can hold what users must not see.
+            logger.exception("step run %s (%s) raised", step.id, step.step_type)
         if retryable and step.attempt <= retry.max:
             delay = retry.backoff_s * 2 ** (step.attempt - 1)
             ctx.log(f"Attempt {step.attempt} failed; retrying in {delay:g}s", level="warning")
@@ -336,8 +347,11 @@ def _finish(
 
 def _requeue(step: StepRun, graph: Graph, *, error: str, logs: list, countdown: float) -> None:
     with transaction.atomic():
+        # queued_at is when the step is due, so the sweeper does not take a retry waiting out
+        # its backoff for a lost message.
+        due = timezone.now() + timedelta(seconds=countdown)
         if StepRun.objects.filter(id=step.id, status=StepStatus.RUNNING, attempt=step.attempt).update(
-            status=StepStatus.QUEUED, queued_at=timezone.now(), error=error, logs=(step.logs or []) + logs
+            status=StepStatus.QUEUED, queued_at=due, error=error, logs=(step.logs or []) + logs
         ):
             _dispatch(step, graph, countdown=countdown)
 
@@ -372,6 +386,9 @@ def run_rerun(*, run: Run, user, from_failed: bool, latest: bool) -> Run:
     its upstream steps reused too, keeps its stored outputs instead of running again."""
     if not run.finished:
         raise RunStateError(f"Run {run.id} is still {run.status}; cancel it or wait before rerunning")
+    busy = run.steps.filter(status__in=[StepStatus.QUEUED, StepStatus.RUNNING]).values_list("node_id", flat=True)
+    if busy:
+        raise RunStateError(f"Run {run.id} still has steps running ({', '.join(busy)}); rerun once they have stopped")
     version = latest_version(run.workflow) if latest else run.version
     new, graph, steps = _create_run(
         workflow=run.workflow,
@@ -411,46 +428,60 @@ def run_rerun(*, run: Run, user, from_failed: bool, latest: bool) -> Run:
 def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Recover from lost messages and dead workers. Run by beat every ENGINE_SWEEP_INTERVAL_S."""
     now = now or timezone.now()
-    counts = {"redispatched": 0, "recovered": 0, "failed": 0, "advanced": 0}
+    counts = {"redispatched": 0, "recovered": 0, "failed": 0, "advanced": 0, "errors": 0}
     active_runs = [RunStatus.PENDING, RunStatus.RUNNING]
-
     stale = now - timedelta(seconds=settings.ENGINE_QUEUED_STALE_S)
-    for step in StepRun.objects.filter(
-        status=StepStatus.QUEUED, queued_at__lt=stale, run__status__in=active_runs
-    ).select_related("run"):
-        with transaction.atomic():
-            if StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(
-                queued_at=now
-            ):
-                _dispatch(step, _graph_of(step.run.version_id))
-                counts["redispatched"] += 1
-
-    for step in StepRun.objects.filter(status=StepStatus.RUNNING).select_related("run"):
-        graph = _graph_of(step.run.version_id)
-        limit = graph.timeout_s(step.node_id) + HARD_LIMIT_MARGIN_S + settings.ENGINE_RUNNING_GRACE_S
-        if step.started_at and step.started_at + timedelta(seconds=limit) > now:
-            continue
-        # Past its hard time limit, the worker would have killed it: the worker is gone.
-        message = f"The worker running this step was lost (attempt {step.attempt}, no result after {limit}s)"
-        retry = graph.nodes[step.node_id].retry
-        if step.run.finished:
-            _finish(step, status=StepStatus.CANCELLED, error=message)
-        elif step.attempt <= retry.max + LOST_STEP_RECOVERIES:
-            log = {"t": now.isoformat(), "level": "warning", "message": message + "; running it again"}
-            _requeue(step, graph, error=message, logs=[log], countdown=0)
-            counts["recovered"] += 1
-        else:
-            _finish(step, status=StepStatus.FAILED, error=message)
-            counts["failed"] += 1
+    work = [
+        (
+            _sweep_queued,
+            StepRun.objects.filter(status=StepStatus.QUEUED, queued_at__lt=stale, run__status__in=active_runs),
+        ),
+        (_sweep_running, StepRun.objects.filter(status=StepStatus.RUNNING)),
+    ]
+    for sweep, steps in work:
+        for step in steps.select_related("run"):
+            # One broken step (say, of a type a deploy removed) must not stop the sweep.
+            try:
+                outcome = sweep(step, now)
+            except Exception:
+                logger.exception("sweeper: step run %s", step.id)
+                outcome = "errors"
+            if outcome:
+                counts[outcome] += 1
 
     # A run whose last step finished while its advance was lost (a crash in between).
-    for run_id in (
-        Run.objects.filter(status__in=active_runs)
-        .exclude(steps__status__in=[StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING])
-        .values_list("id", flat=True)
-    ):
+    idle = Run.objects.filter(status__in=active_runs).exclude(
+        steps__status__in=[StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING]
+    )
+    for run_id in idle.values_list("id", flat=True):
         run_advance(run_id=run_id)
         counts["advanced"] += 1
     if any(counts.values()):
         logger.warning("sweeper: %s", counts)
     return counts
+
+
+def _sweep_queued(step: StepRun, now: datetime) -> str | None:
+    with transaction.atomic():
+        if StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(queued_at=now):
+            _dispatch(step, _graph_of(step.run.version_id))
+            return "redispatched"
+    return None
+
+
+def _sweep_running(step: StepRun, now: datetime) -> str | None:
+    graph = _graph_of(step.run.version_id)
+    limit = graph.timeout_s(step.node_id) + HARD_LIMIT_MARGIN_S + settings.ENGINE_RUNNING_GRACE_S
+    if step.started_at and step.started_at + timedelta(seconds=limit) > now:
+        return None
+    # Past its hard time limit, the worker would have killed it: the worker is gone.
+    message = f"The worker running this step was lost (attempt {step.attempt}, no result after {limit}s)"
+    if step.run.finished:
+        _finish(step, status=StepStatus.CANCELLED, error=message)
+        return None
+    if step.attempt <= graph.nodes[step.node_id].retry.max + LOST_STEP_RECOVERIES:
+        log = {"t": now.isoformat(), "level": "warning", "message": message + "; running it again"}
+        _requeue(step, graph, error=message, logs=[log], countdown=0)
+        return "recovered"
+    _finish(step, status=StepStatus.FAILED, error=message)
+    return "failed"

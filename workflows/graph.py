@@ -12,12 +12,17 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workflows.errors import GraphInvalid
 from workflows.registry import ANY, StepType, registry
 
 SCHEMA_VERSION = 1
+MAX_NODES = 500
+MAX_EDGES = 2000
+# How deep lists and objects may nest inside one parameter value.
+MAX_PARAM_DEPTH = 8
+DEFAULT_TIME_LIMIT = 60
 REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Values only known when a run starts; a reference to them is valid at save time.
 RUNTIME_PARAMS = frozenset({"symbol"})
@@ -40,6 +45,21 @@ class NodeSpec(BaseModel):
     timeout_s: int | None = Field(None, ge=1, le=86400)
     position: dict[str, float] | None = None
 
+    @field_validator("params")
+    @classmethod
+    def _shallow(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # Walked without recursion, so a hostile value cannot exhaust the stack.
+        todo = [(v, 1) for v in params.values()]
+        while todo:
+            value, depth = todo.pop()
+            if depth > MAX_PARAM_DEPTH:
+                raise ValueError(f"parameter values may nest at most {MAX_PARAM_DEPTH} levels deep")
+            if isinstance(value, dict):
+                todo.extend((v, depth + 1) for v in value.values())
+            elif isinstance(value, list):
+                todo.extend((v, depth + 1) for v in value)
+        return params
+
 
 class EdgeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -53,8 +73,8 @@ class GraphSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     schema_: int = Field(SCHEMA_VERSION, alias="schema")
     params: dict[str, ParamValue] = Field(default_factory=dict)
-    nodes: list[NodeSpec]
-    edges: list[EdgeSpec] = Field(default_factory=list)
+    nodes: list[NodeSpec] = Field(max_length=MAX_NODES)
+    edges: list[EdgeSpec] = Field(default_factory=list, max_length=MAX_EDGES)
 
 
 def error(message: str, *, code: str, node: str | None = None, field: str | None = None, edge: int | None = None):
@@ -112,10 +132,9 @@ class Graph:
         for e in self.spec.edges:
             self._incoming.setdefault(e.target, []).append(e)
 
-    def step_type(self, node_id: str) -> type[StepType]:
-        step_type = registry.get(self.nodes[node_id].type)
-        assert step_type is not None, "validated graphs only hold registered types"
-        return step_type
+    def step_type(self, node_id: str) -> type[StepType] | None:
+        """The node's type, or None if this process does not have it (removed by a deploy)."""
+        return registry.get(self.nodes[node_id].type)
 
     def incoming(self, node_id: str) -> list[EdgeSpec]:
         return self._incoming.get(node_id, [])
@@ -123,34 +142,48 @@ class Graph:
     def upstream(self, node_id: str) -> set[str]:
         return {e.source for e in self.incoming(node_id)}
 
-    def downstream_closure(self, node_ids: set[str]) -> set[str]:
-        """The given nodes and everything reachable from them."""
-        seen, todo = set(node_ids), deque(node_ids)
-        while todo:
-            current = todo.popleft()
-            for e in self.spec.edges:
-                if e.source == current and e.target not in seen:
-                    seen.add(e.target)
-                    todo.append(e.target)
-        return seen
-
     def order(self) -> list[str]:
         """Node ids, every node after all of its upstream nodes (the graph has no cycle)."""
-        done: list[str] = []
-        pending = [n.id for n in self.spec.nodes]
-        while pending:
-            ready = [n for n in pending if self.upstream(n) <= set(done)]
-            if not ready:
-                raise ValueError(f"cycle through {pending}")
-            done.extend(ready)
-            pending = [n for n in pending if n not in ready]
-        return done
+        ordered, leftover = _topological(self.spec)
+        if leftover:
+            raise ValueError(f"cycle through {sorted(leftover)}")
+        return ordered
 
     def resolved_params(self, node_id: str, context: dict[str, Any]) -> dict[str, Any]:
         return substitute(self.nodes[node_id].params, context)
 
     def timeout_s(self, node_id: str) -> int:
-        return self.nodes[node_id].timeout_s or self.step_type(node_id).time_limit
+        step_type = self.step_type(node_id)
+        return self.nodes[node_id].timeout_s or (step_type.time_limit if step_type else DEFAULT_TIME_LIMIT)
+
+    def queue(self, node_id: str) -> str:
+        step_type = self.step_type(node_id)
+        return step_type.queue if step_type else "default"
+
+
+def _successors(spec: GraphSpec) -> dict[str, list[str]]:
+    successors: dict[str, list[str]] = {n.id: [] for n in spec.nodes}
+    for e in spec.edges:
+        successors.setdefault(e.source, []).append(e.target)
+    return successors
+
+
+def _topological(spec: GraphSpec) -> tuple[list[str], set[str]]:
+    """Kahn's algorithm: the nodes in dependency order, and those left over (on a cycle)."""
+    successors = _successors(spec)
+    indegree = {n.id: 0 for n in spec.nodes}
+    for e in spec.edges:
+        indegree[e.target] = indegree.get(e.target, 0) + 1
+    ready = deque(n.id for n in spec.nodes if indegree[n.id] == 0)
+    ordered = []
+    while ready:
+        current = ready.popleft()
+        ordered.append(current)
+        for target in successors[current]:
+            indegree[target] -= 1
+            if indegree[target] == 0:
+                ready.append(target)
+    return ordered, set(indegree) - set(ordered)
 
 
 def _pydantic_errors(exc: ValidationError, *, node: str | None = None, prefix: str = "") -> list[dict]:
@@ -344,18 +377,7 @@ def _edge_errors(spec: GraphSpec, nodes: dict[str, NodeSpec], types: dict[str, t
 
 
 def _cycle_errors(spec: GraphSpec) -> list[dict]:
-    indegree = {n.id: 0 for n in spec.nodes}
-    for e in spec.edges:
-        indegree[e.target] += 1
-    ready = deque(n for n, d in indegree.items() if d == 0)
-    while ready:
-        current = ready.popleft()
-        for e in spec.edges:
-            if e.source == current:
-                indegree[e.target] -= 1
-                if indegree[e.target] == 0:
-                    ready.append(e.target)
-    looped = sorted(n for n, d in indegree.items() if d > 0)
+    looped = sorted(_topological(spec)[1])
     return [
         error(
             f'Node "{n}" is part of a cycle ({", ".join(looped)}); a workflow must flow one way', code="cycle", node=n
@@ -370,7 +392,9 @@ def _role_errors(spec: GraphSpec, types: dict[str, type[StepType]]) -> list[dict
         errors.append(
             error("The workflow needs at least one data source step (for example market.fetch_bars)", code="no_source")
         )
-    roots = [n.id for n in spec.nodes if not any(e.target == n.id for e in spec.edges)]
+    targets = {e.target for e in spec.edges}
+    roots = [n.id for n in spec.nodes if n.id not in targets]
+    successors = _successors(spec)
     for node_id, step_type in types.items():
         for tag in sorted(step_type.requires_upstream):
             # Walk from the roots without passing through a step carrying the tag: reaching
@@ -379,11 +403,10 @@ def _role_errors(spec: GraphSpec, types: dict[str, type[StepType]]) -> list[dict
             seen = {r for r in roots if r not in blocked}
             todo = deque(seen)
             while todo:
-                current = todo.popleft()
-                for e in spec.edges:
-                    if e.source == current and e.target not in seen and e.target not in blocked:
-                        seen.add(e.target)
-                        todo.append(e.target)
+                for target in successors[todo.popleft()]:
+                    if target not in seen and target not in blocked:
+                        seen.add(target)
+                        todo.append(target)
             if node_id in seen:
                 errors.append(
                     error(

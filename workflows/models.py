@@ -77,6 +77,14 @@ class Run(models.Model):
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     rerun_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns")
+    origin = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,  # only deleted with its whole workflow, reruns included
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="First run of a rerun chain; its id keys side effects, so no rerun repeats one",
+    )
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -133,7 +141,7 @@ class StepRun(models.Model):
         related_name="+",
         help_text="Outputs copied by a rerun",
     )
-    queued_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When the step was (or is) due to a worker")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

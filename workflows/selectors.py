@@ -1,15 +1,17 @@
 """Reads, with the visibility rule in one place: users see their own rows, staff see all."""
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
-from workflows.services import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
+
+EXPORT_FORMAT = "trading-workflow"
+EXPORT_FORMAT_VERSION = 1
 
 
 def workflows_visible(*, user) -> QuerySet[Workflow]:
     qs = (
         Workflow.objects.select_related("owner")
-        .annotate(version_count=Count("versions", distinct=True))
+        .annotate(version_count=Count("versions", distinct=True), latest_number=Max("versions__number"))
         .order_by("-updated_at", "-id")
     )
     return qs if user.is_staff else qs.filter(owner=user)
@@ -24,8 +26,12 @@ def run_steps(*, run: Run) -> QuerySet[StepRun]:
     return run.steps.order_by("id")
 
 
+def version_latest(*, workflow: Workflow) -> WorkflowVersion | None:
+    return workflow.versions.order_by("-number").first()
+
+
 def workflow_export(*, workflow: Workflow, version: WorkflowVersion | None = None) -> dict:
-    version = version or workflow.versions.order_by("-number").first()
+    version = version or version_latest(workflow=workflow)
     return {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_FORMAT_VERSION,

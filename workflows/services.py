@@ -8,9 +8,7 @@ from django.db.models import Max
 from workflows.errors import ApplicationError
 from workflows.graph import graph_check
 from workflows.models import Template, Workflow, WorkflowVersion
-
-EXPORT_FORMAT = "trading-workflow"
-EXPORT_FORMAT_VERSION = 1
+from workflows.selectors import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, version_latest
 
 
 def _clean_name(name: Any) -> str:
@@ -68,7 +66,7 @@ def version_restore(*, version: WorkflowVersion, author) -> WorkflowVersion:
 
 @transaction.atomic
 def workflow_clone(*, workflow: Workflow, owner, name: str | None = None) -> Workflow:
-    latest = workflow.versions.order_by("-number").first()
+    latest = version_latest(workflow=workflow)
     if latest is None:
         raise ApplicationError(f'Workflow "{workflow.name}" has no version to clone')
     return workflow_create(

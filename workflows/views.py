@@ -6,6 +6,7 @@ is shown on the page it came from, with HTTP 400, never a 500.
 """
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -177,7 +178,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if symbol:
         runs, filters["symbol"] = runs.filter(symbol=symbol), symbol
     workflow = request.GET.get("workflow", "")
-    if workflow.isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", workflow):  # ASCII digits that fit a database integer
         # runs_visible already limits this to the user's workflows.
         runs, filters["workflow"] = runs.filter(workflow_id=int(workflow)), workflow
     trigger = request.GET.get("trigger", "")

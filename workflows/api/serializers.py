@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from workflows.models import Run, RunStatus, StepRun, Template, Trigger, Workflow, WorkflowVersion
+from workflows.selectors import version_latest
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
@@ -25,7 +26,9 @@ class WorkflowSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "owner", "created_at", "updated_at"]
 
     def get_latest_version(self, workflow: Workflow) -> int | None:
-        version = workflow.versions.order_by("-number").first()
+        if hasattr(workflow, "latest_number"):  # annotated by selectors.workflows_visible
+            return workflow.latest_number
+        version = version_latest(workflow=workflow)
         return version.number if version else None
 
 
@@ -117,10 +120,16 @@ class RunDetailSerializer(RunSerializer):
         read_only_fields = fields
 
 
+# Ids and numbers from users, bounded so a huge value is a 400, never a database overflow.
+MAX_ID = 2**63 - 1
+
+
 class RunStartSerializer(serializers.Serializer):
-    workflow = serializers.IntegerField()
+    workflow = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     symbol = serializers.CharField(max_length=32)
-    version = serializers.IntegerField(required=False, min_value=1, help_text="Version number; latest if omitted")
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="Version number; latest if omitted"
+    )
     overrides = serializers.DictField(required=False, default=dict, help_text="Values for {{name}} over the defaults")
 
 
@@ -130,7 +139,7 @@ class RerunSerializer(serializers.Serializer):
 
 
 class RunFilterSerializer(serializers.Serializer):
-    workflow = serializers.IntegerField(required=False)
+    workflow = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
     trigger = serializers.ChoiceField(choices=Trigger.choices, required=False)
     symbol = serializers.CharField(required=False, max_length=32)

@@ -2,6 +2,8 @@
 
 Every query goes through the selectors, so another user's objects are 404, never 403."""
 
+import re
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -41,7 +43,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     lookup_value_converter = "int"
 
     def get_queryset(self):
-        return selectors.workflows_visible(user=self.request.user).prefetch_related("versions")
+        return selectors.workflows_visible(user=self.request.user)
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
@@ -124,10 +126,9 @@ class WorkflowImportView(APIView):
 
 
 def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ApplicationError(f'"{name}" must be a whole number, not "{value}"') from None
+    if not re.fullmatch(r"[0-9]{1,18}", value):
+        raise ApplicationError(f'"{name}" must be a whole number, not "{value}"')
+    return int(value)
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):

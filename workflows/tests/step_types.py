@@ -6,11 +6,13 @@ worker killed with SIGKILL.
 """
 
 import time
+from datetime import UTC, datetime
+from typing import Literal
 
 from django.db import connection
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.errors import StepError, TransientStepError
+from workflows.errors import StepCancelled, StepError, TransientStepError
 from workflows.registry import ANY, Port, StepType, register, registry
 
 
@@ -232,3 +234,27 @@ class Bars(StepType):
 
     def run(self, ctx, inputs, params):
         return {"bars": []}
+
+
+class _MisbehaveParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["bad_output", "self_cancel", "crash"]
+
+
+@_reg
+class Misbehave(StepType):
+    """Breaks the step contract in the ways a buggy step type could."""
+
+    name = "test.misbehave"
+    label = "Test misbehaving step"
+    category = "test"
+    Params = _MisbehaveParams
+    inputs = (Port("in", ANY),)
+    outputs = (Port("out", ANY),)
+
+    def run(self, ctx, inputs, params):
+        if params.mode == "self_cancel":
+            raise StepCancelled()
+        if params.mode == "crash":
+            raise RuntimeError("internal detail: token=abc123")
+        return {"out": datetime.now(UTC)}  # not JSON

@@ -206,3 +206,33 @@ def test_versions_have_no_update_or_delete(api, user, world):
     assert api.put(url, {"graph": chain_graph()}, format="json").status_code == 405
     assert api.patch(url, {"message": "x"}, format="json").status_code == 405
     assert api.delete(url).status_code == 405
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "²", "-1", "1e3"])
+def test_odd_numbers_in_query_strings_are_400_or_ignored_never_500(api, client, user, world, value):
+    api.force_authenticate(user)
+    assert api.get(f"/api/runs/?workflow={value}").status_code == 400
+    assert api.get(f"/api/workflows/{world['wf']}/export/?version={value}").status_code == 400
+    assert api.post("/api/runs/", {"workflow": value, "symbol": "AAPL"}, format="json").status_code in (400, 404)
+    client.force_login(user)
+    assert client.get(f"/runs/?workflow={value}").status_code == 200
+
+
+def test_graph_size_and_nesting_limits_are_400(api, user, world):
+    api.force_authenticate(user)
+    deep: list = ["x"]
+    for _ in range(500):
+        deep = [deep]
+    graph = chain_graph(node("a", "test.echo", tag=deep))
+    response = api.post("/api/workflows/", {"name": "deep", "graph": graph}, format="json")
+    assert response.status_code == 400 and "at most 8 levels deep" in response.json()["detail"]
+    huge = {"schema": 1, "nodes": [node(f"n{i}", "test.source") for i in range(501)], "edges": []}
+    response = api.post("/api/graphs/validate/", {"graph": huge}, format="json")
+    assert response.status_code == 200 and "at most 500" in response.json()["errors"][0]["message"]
+
+
+def test_absurdly_nested_json_is_a_400(api, user, world):
+    api.force_authenticate(user)
+    body = '{"graph": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = api.post("/api/graphs/validate/", body, content_type="application/json")
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]

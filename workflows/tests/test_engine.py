@@ -13,6 +13,7 @@ from conftest import chain_graph, edge, node
 from workflows import engine, services
 from workflows.errors import ApplicationError, GraphInvalid, RunStateError
 from workflows.models import Run, RunStatus, StepRun, StepStatus, WorkflowVersion
+from workflows.registry import registry
 from workflows.tests.step_types import record, records
 
 
@@ -179,7 +180,7 @@ def test_sweeper_redispatches_lost_messages_and_recovers_dead_workers(eager_engi
     run = engine.run_start(workflow=make_workflow(user, chain_graph(node("a", "test.echo"))), user=user, symbol="AAPL")
     monkeypatch.undo()  # from now on messages are delivered (eagerly)
 
-    assert engine.step_runs_sweep() == {"redispatched": 0, "recovered": 0, "failed": 0, "advanced": 0}
+    assert not any(engine.step_runs_sweep().values())
     later = timezone.now() + timedelta(hours=1)
     assert engine.step_runs_sweep(now=later)["redispatched"] == 1
     run.refresh_from_db()
@@ -232,3 +233,74 @@ def test_invalid_save_writes_nothing(db, user):
     with pytest.raises(GraphInvalid):
         services.version_save(workflow=workflow, author=user, graph=chain_graph(node("x", "test.nope")))
     assert workflow.versions.count() == 1
+
+
+def test_reruns_share_the_first_runs_idempotency_key(eager_engine, user):
+    graph = chain_graph(node("effect", "test.side_effect"), node("gate", "test.fail_unless", fail_if_file_missing="go"))
+    first = engine.run_start(workflow=make_workflow(user, graph), user=user, symbol="AAPL")
+    first.refresh_from_db()
+    assert first.status == RunStatus.FAILED
+    record("marker", "go")
+    second = engine.run_rerun(run=first, user=user, from_failed=False, latest=False)
+    second.refresh_from_db()
+    third = engine.run_rerun(run=second, user=user, from_failed=False, latest=False)
+    assert second.origin == first and third.origin == first
+    # Three executions of the side-effect step, one side effect: every rerun used run<first>'s key.
+    assert len(records("exec", f"{first.id}-effect")) + executions(second, "effect") + executions(third, "effect") == 3
+    assert len(records("effect", f"run{first.id}-effect")) == 1
+    assert records("effect", f"run{second.id}-effect") == []
+
+
+def test_rerun_refused_while_a_cancelled_runs_step_still_runs(eager_engine, user, monkeypatch):
+    monkeypatch.setattr(engine, "_dispatch", lambda *a, **k: None)
+    run = engine.run_start(workflow=make_workflow(user, chain_graph()), user=user, symbol="AAPL")
+    StepRun.objects.filter(run=run).update(status=StepStatus.RUNNING)
+    run = engine.run_cancel(run=run)
+    with pytest.raises(RunStateError, match=r"still has steps running \(src\)"):
+        engine.run_rerun(run=run, user=user, from_failed=False, latest=False)
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [
+        ("bad_output", "returned outputs that are not plain JSON"),
+        ("self_cancel", "Run was cancelled"),
+        ("crash", "RuntimeError: internal detail"),
+    ],
+)
+def test_misbehaving_steps_fail_the_run_instead_of_hanging(eager_engine, user, mode, error):
+    graph = chain_graph(node("bad", "test.misbehave", mode=mode), node("after", "test.echo"))
+    run = engine.run_start(workflow=make_workflow(user, graph), user=user, symbol="AAPL")
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.finished_at
+    bad = steps(run)["bad"]
+    assert error in bad.error
+    assert steps(run)["after"].status == StepStatus.SKIPPED
+    assert "Traceback" not in str(bad.logs)  # tracebacks stay in the worker's log
+
+
+def test_a_step_type_missing_from_the_worker_fails_its_step_and_spares_the_sweeper(eager_engine, user, monkeypatch):
+    sent = []
+    monkeypatch.setattr(engine, "_dispatch", lambda step, graph, countdown=0: sent.append(step.id))
+    run = engine.run_start(workflow=make_workflow(user, chain_graph(node("a", "test.echo"))), user=user, symbol="AAPL")
+    monkeypatch.setattr(registry, "_types", {k: v for k, v in registry._types.items() if k != "test.source"})
+    StepRun.objects.filter(run=run, node_id="a").update(status=StepStatus.RUNNING)  # as if a worker died in it
+    counts = engine.step_runs_sweep(now=timezone.now() + timedelta(hours=1))
+    assert counts["errors"] == 0 and counts["redispatched"] == 1
+    engine.step_run_execute(step_run_id=sent[0])
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert 'Step type "test.source" is not installed on this worker' in run.error
+
+
+def test_sweeper_leaves_a_retry_waiting_out_its_backoff(eager_engine, user, monkeypatch):
+    sent = []
+    monkeypatch.setattr(engine, "_dispatch", lambda step, graph, countdown=0: sent.append(step.id))
+    graph = chain_graph(node("f", "test.flaky", fail_times=1))
+    graph["nodes"][1]["retry"] = {"max": 1, "backoff_s": 3600}
+    engine.run_start(workflow=make_workflow(user, graph), user=user, symbol="AAPL")
+    engine.step_run_execute(step_run_id=sent[0])  # src
+    engine.step_run_execute(step_run_id=sent[1])  # f fails once, due again in an hour
+    now = timezone.now()
+    assert engine.step_runs_sweep(now=now + timedelta(seconds=700))["redispatched"] == 0
+    assert engine.step_runs_sweep(now=now + timedelta(seconds=3600 + 700))["redispatched"] == 1

@@ -3,23 +3,18 @@
 import contextlib
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from trading_site.celery import app as celery_app
 from workflows import engine
 from workflows.tests import step_types  # registers the test step types in this process
+from workflows.tests.workers import QUEUES, Workers, wait_for  # noqa: F401 - wait_for is shared with tests
 
-QUEUES = "default,charts,ai,ibkr"
 TEST_REDIS_DB = 15
 
 if settings.CELERY_BROKER_URL.startswith("redis"):
@@ -82,14 +77,10 @@ def chain_graph(*extra_nodes: dict, params: dict | None = None) -> dict:
     return {"schema": 1, "params": params or {}, "nodes": nodes, "edges": edges}
 
 
-def wait_for(predicate, *, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+@pytest.fixture
+def no_dispatch(monkeypatch):
+    """Runs and their steps are written, but no message is sent (no broker needed)."""
+    monkeypatch.setattr(engine, "_dispatch", lambda *args, **kwargs: None)
 
 
 @pytest.fixture
@@ -101,14 +92,6 @@ def eager_engine(transactional_db, settings):
     celery_app.conf.task_always_eager = False
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(s['NAME']).resolve()}"
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 def _purge_queues() -> None:
     with celery_app.connection_for_write() as conn:
         channel = conn.default_channel
@@ -116,61 +99,6 @@ def _purge_queues() -> None:
             # A queue that was never declared has nothing to purge.
             with contextlib.suppress(Exception):
                 channel.queue_purge(queue)
-
-
-class Workers:
-    """Start real `celery worker` processes against the test database and broker."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, *, concurrency: int = 2) -> subprocess.Popen:
-        n = len(self.procs)
-        log = self.tmp_path / f"worker{n}.log"
-        env = {
-            **os.environ,
-            "DATABASE_URL": _database_url(),
-            "CELERY_BROKER_URL": celery_app.conf.broker_url,
-            "EXTRA_STEP_MODULES": "workflows.tests.step_types",
-            "ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
-        }
-        if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-            env["CELERY_FILESYSTEM_BROKER_DIR"] = str(
-                Path(celery_app.conf.broker_transport_options["data_folder_in"]).parent
-            )
-        cmd = [sys.executable, "-m", "celery", "-A", "trading_site", "worker", "-Q", QUEUES, "-c", str(concurrency)]
-        cmd += ["-n", f"test{n}-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so SIGKILL reaches its children
-        )
-        self.procs.append(proc)
-        wait_for(lambda: " ready." in log.read_text() or proc.poll() is not None, timeout=60, what="worker start")
-        if proc.poll() is not None:
-            raise AssertionError(f"worker exited at start:\n{log.read_text()}")
-        return proc
-
-    def kill(self, proc: subprocess.Popen) -> None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text() for p in sorted(self.tmp_path.glob("worker*.log")))
 
 
 @pytest.fixture

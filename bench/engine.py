@@ -5,12 +5,11 @@ chain; the wall time of a 10-wide no-op fan-out. Goal: per-step overhead <= 2x t
 
     REDIS_URL=redis://127.0.0.1:6379/0 DATABASE_URL=postgres://postgres@127.0.0.1/trading make bench
 
-It creates and drops its own database (test_<name>), so it never touches your data.
+It creates and drops its own database (bench_<name>), so it never touches your data.
 """
 
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,30 +32,9 @@ from django.db import connection  # noqa: E402
 from bench.steps import noop_task  # noqa: E402
 from workflows import engine, services  # noqa: E402
 from workflows.models import Run  # noqa: E402
+from workflows.tests.workers import Workers  # noqa: E402
 
 CHAIN, FAN, ROUND_TRIPS, REPEATS = 20, 10, 200, 5
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(s['NAME']).resolve()}"
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def start_worker(log: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url()}
-    cmd = [sys.executable, "-m", "celery", "-A", "trading_site", "worker", "-Q", "default", "-c", "2"]
-    cmd += ["-n", f"bench-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while " ready." not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            sys.exit(f"worker did not start:\n{log.read_text()}")
-        time.sleep(0.1)
-    return proc
 
 
 def run_and_wait(workflow, user) -> float:
@@ -69,11 +47,16 @@ def run_and_wait(workflow, user) -> float:
 
 def main() -> None:
     old_name = connection.settings_dict["NAME"]
+    # A database of its own, never the one a test run uses at the same time.
+    sqlite = connection.vendor == "sqlite"
+    bench_name = str(Path(old_name).with_name("bench.sqlite3")) if sqlite else f"bench_{old_name}"
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = bench_name
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    log = ROOT / "var" / "bench-worker.log"
-    log.parent.mkdir(exist_ok=True)
-    worker = start_worker(log)
+    logs = ROOT / "var" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    workers = Workers(logs, step_modules="bench.steps", queues="default")
     try:
+        workers.start(concurrency=2)
         noop_task.delay().get(timeout=30)  # warm up connections
         trips = []
         for _ in range(ROUND_TRIPS):
@@ -112,8 +95,7 @@ def main() -> None:
             f"{statistics.median(fan_times) * 1000:.0f} ms"
         )
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        workers.stop_all()
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 

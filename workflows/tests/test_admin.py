@@ -21,9 +21,8 @@ GRAPH = {
 MODELS = (Workflow, WorkflowVersion, Run, StepRun, Template)
 
 
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr(engine, "_dispatch", lambda *args, **kwargs: None)
+# Runs are written, never sent to a broker: these tests are about the pages and the admin.
+pytestmark = pytest.mark.usefixtures("no_dispatch")
 
 
 @pytest.fixture

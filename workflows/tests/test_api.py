@@ -12,12 +12,6 @@ def api():
 
 
 @pytest.fixture
-def no_dispatch(monkeypatch):
-    """Runs are written but no message is sent (no broker needed)."""
-    monkeypatch.setattr(engine, "_dispatch", lambda *a, **k: None)
-
-
-@pytest.fixture
 def world(db, user, no_dispatch):
     workflow = services.workflow_create(owner=user, name="mine", graph=chain_graph(node("a", "test.echo")))
     services.version_save(workflow=workflow, author=user, graph=chain_graph(), message="smaller")

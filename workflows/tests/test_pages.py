@@ -18,10 +18,8 @@ GRAPH = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    """Runs are written, never sent to a broker: these tests are about the pages."""
-    monkeypatch.setattr(engine, "_dispatch", lambda *args, **kwargs: None)
+# Runs are written, never sent to a broker: these tests are about the pages and the admin.
+pytestmark = pytest.mark.usefixtures("no_dispatch")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from workflows.artifacts import artifact_get, artifact_put
 from workflows.errors import StepError
@@ -240,13 +241,21 @@ class BundledSource:
         return df
 
 
-_SOURCES: dict[str, type] = {"bundled": BundledSource}
+# Where each source lives; imported on use, so the bundled default never loads ib_async.
+_SOURCES = {
+    "bundled": "brokers.marketdata.BundledSource",
+    "ibkr": "brokers.ibkr.IbkrSource",
+    "upload": "brokers.uploads.UploadedSource",
+}
 
 
 def market_source(name: str) -> MarketDataSource:
+    """A source by name; "default" is the MARKET_DATA_SOURCE setting (bundled or ibkr)."""
+    if name == "default":
+        name = settings.MARKET_DATA_SOURCE
     if name not in _SOURCES:
         raise StepError(f'Unknown market data source "{name}"; available: {", ".join(sorted(_SOURCES))}')
-    return _SOURCES[name]()
+    return import_string(_SOURCES[name])()
 
 
 def _iso(ts: pd.Timestamp) -> str:

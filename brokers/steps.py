@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from brokers.marketdata import PERIOD_PATTERN, bars_load, bars_ref, market_source, resample
@@ -31,7 +32,13 @@ class FetchBarsParams(BaseModel):
         description="How far back from the last bar, in calendar time: 30d, 2w, 6m, 1y, 5y or max",
     )
     bar: Bar = Field("1d", description="Bar size; intraday bars are in New York time")
-    source: Literal["bundled"] = Field("bundled", description="bundled: real historical CSVs shipped with the app")
+    source: Literal["default", "bundled", "ibkr", "upload"] = Field(
+        "default",
+        description=(
+            "default: the installation's MARKET_DATA_SOURCE; bundled: real historical CSVs shipped with the app; "
+            "ibkr: Interactive Brokers; upload: bars you uploaded for this symbol"
+        ),
+    )
     end: date | None = Field(None, description="Last date to include; empty means the latest available bar")
 
 
@@ -52,11 +59,10 @@ class FetchBars(StepType):
     tags = frozenset({"data_source"})
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: FetchBarsParams) -> dict[str, Any]:
-        df = market_source(params.source).bars(
-            symbol=params.symbol, bar=params.bar, period=params.period, end=params.end
-        )
-        ref = bars_ref(df, symbol=params.symbol.strip().upper(), bar=params.bar, source=params.source)
-        ctx.log(f"Fetched {_span(ref)} ({params.period} from {params.source})")
+        source = settings.MARKET_DATA_SOURCE if params.source == "default" else params.source
+        df = market_source(source).bars(symbol=params.symbol, bar=params.bar, period=params.period, end=params.end)
+        ref = bars_ref(df, symbol=params.symbol.strip().upper(), bar=params.bar, source=source)
+        ctx.log(f"Fetched {_span(ref)} ({params.period} from {source})")
         return {"bars": ref}
 
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import environ
+import plotly
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -120,7 +121,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js for interactive charts, served from the installed plotly package (no CDN).
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", Path(plotly.__file__).parent / "package_data")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -218,10 +220,27 @@ ENGINE_RUNNING_GRACE_S = env.int("ENGINE_RUNNING_GRACE_S", default=30)
 # Extra modules declaring step types (plugins; the test suite's own test step types).
 EXTRA_STEP_MODULES = env.list("EXTRA_STEP_MODULES", default=[])
 
-# Artifacts (bars, charts): a local folder by default.
+# Artifacts (bars, charts): a local folder by default, or MinIO (any S3-compatible store).
+ARTIFACT_STORE = env.str("ARTIFACT_STORE", default="filesystem")  # filesystem or minio
 ARTIFACTS_DIR = Path(env.str("ARTIFACTS_DIR", default=str(VAR_DIR / "artifacts")))
+MINIO_ENDPOINT = env.str("MINIO_ENDPOINT", default="127.0.0.1:9000")
+# Host:port browsers use to reach MinIO; presigned URLs are signed for it.
+MINIO_PUBLIC_ENDPOINT = env.str("MINIO_PUBLIC_ENDPOINT", default="") or MINIO_ENDPOINT
+MINIO_ACCESS_KEY = env.str("MINIO_ACCESS_KEY", default="")
+MINIO_SECRET_KEY = secret("MINIO_SECRET_KEY", default="")
+MINIO_BUCKET = env.str("MINIO_BUCKET", default="artifacts")
+MINIO_SECURE = env.bool("MINIO_SECURE", default=False)
+MINIO_REGION = env.str("MINIO_REGION", default="us-east-1")
+# Seconds a presigned artifact URL stays valid.
+ARTIFACT_URL_TTL_S = env.int("ARTIFACT_URL_TTL_S", default=900)
 
-# Market data: the real bars bundled in brokers/data/market (see its SOURCES.md).
+# Chart rendering: the OS Chromium (never a downloaded one). Empty: found on PATH.
+BROWSER_PATH = env.str("BROWSER_PATH", default="")
+
+# Market data: "bundled" (the real bars in brokers/data/market, see its SOURCES.md) or "ibkr".
+MARKET_DATA_SOURCE = env.str("MARKET_DATA_SOURCE", default="bundled")
+# Largest CSV of bars a user may upload, in megabytes.
+MARKET_UPLOAD_MAX_MB = env.int("MARKET_UPLOAD_MAX_MB", default=20)
 MARKET_DATA_DIR = Path(env.str("MARKET_DATA_DIR", default=str(BASE_DIR / "brokers" / "data" / "market")))
 
 # Interactive Brokers (used from the market-data and broker issues on).
@@ -230,8 +249,19 @@ IBKR_HOST = env.str("IBKR_HOST", default="127.0.0.1")
 # paper on 4004 and live on 4003).
 IBKR_PORT = env.int("IBKR_PORT", default=4002)
 IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=1)
+# Seconds to wait for one IBKR request (connect, qualify, historical data) before giving up.
+IBKR_REQUEST_TIMEOUT_S = env.int("IBKR_REQUEST_TIMEOUT_S", default=30)
+# Seconds fetched bars are reused before IBKR is asked again for the same request.
+IBKR_BAR_CACHE_S = env.int("IBKR_BAR_CACHE_S", default=600)
 TRADING_MODE = env.str("TRADING_MODE", default="paper")
 TRADING_ENABLED = env.bool("TRADING_ENABLED", default=False)
+
+# Cache (IBKR bars): Redis when REDIS_URL is set, else a folder.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+}
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -100,7 +100,7 @@ def test_fetch_errors_reach_the_user(ctx):
         ({"symbol": ""}, "symbol"),
         ({"symbol": "AAPL", "period": "1 year"}, "period"),
         ({"symbol": "AAPL", "bar": "2h"}, "bar"),
-        ({"symbol": "AAPL", "source": "ibkr"}, "source"),
+        ({"symbol": "AAPL", "source": "yahoo"}, "source"),
         ({"symbol": "AAPL", "end": "yesterday"}, "end"),
         ({"symbol": "AAPL", "colour": "red"}, "colour"),
     ],
@@ -113,7 +113,7 @@ def test_fetch_params_are_validated(params, field):
 
 def test_fetch_params_defaults():
     params = FetchBars.Params.model_validate({"symbol": "SPY"})
-    assert (params.period, params.bar, params.source, params.end) == ("1y", "1d", "bundled", None)
+    assert (params.period, params.bar, params.source, params.end) == ("1y", "1d", "default", None)
 
 
 def test_resample_params_require_a_known_bar():

@@ -60,6 +60,8 @@ class StepContext:
     run_params: dict[str, Any]
     attempt: int
     idempotency_key: str
+    # The workflow's owner: whose private data (uploaded bars) the step may read.
+    owner_id: int | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
     _last_cancel_check: float = 0.0
 
@@ -254,7 +256,7 @@ def _check_outputs(step_type, outputs: Any) -> dict[str, Any]:
 
 def step_run_execute(*, step_run_id: int) -> None:
     """Claim one step, run it, record what happened, advance the run. Safe to call twice."""
-    step = StepRun.objects.select_related("run").filter(id=step_run_id, status=StepStatus.QUEUED).first()
+    step = StepRun.objects.select_related("run__workflow").filter(id=step_run_id, status=StepStatus.QUEUED).first()
     if step is None:
         logger.info("step run %s was already taken or is no longer queued", step_run_id)
         return
@@ -282,6 +284,7 @@ def step_run_execute(*, step_run_id: int) -> None:
         run_id=run.id,
         step_run_id=step.id,
         node_id=step.node_id,
+        owner_id=run.workflow.owner_id,
         symbol=run.symbol,
         run_params=run.params,
         attempt=step.attempt,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import views
+from workflows import artifact_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,4 +13,5 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
+    path("runs/<int:pk>/artifacts/<path:key>", artifact_views.run_artifact, name="run-artifact"),
 ]

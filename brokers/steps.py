@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
-from brokers.marketdata import PERIOD_PATTERN, bars_load, bars_ref, market_source, resample
+from brokers.marketdata import PERIOD_PATTERN, MarketDataSource, bars_load, bars_ref, market_source, resample
 from workflows.registry import Port, StepType, register
 
 if TYPE_CHECKING:
@@ -60,7 +60,13 @@ class FetchBars(StepType):
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: FetchBarsParams) -> dict[str, Any]:
         source = settings.MARKET_DATA_SOURCE if params.source == "default" else params.source
-        df = market_source(source).bars(symbol=params.symbol, bar=params.bar, period=params.period, end=params.end)
+        if source == "upload":
+            from brokers.uploads import UploadedSource  # on use: the bundled default stays light
+
+            data_source: MarketDataSource = UploadedSource(owner_id=ctx.owner_id)  # only the owner's uploads
+        else:
+            data_source = market_source(source)
+        df = data_source.bars(symbol=params.symbol, bar=params.bar, period=params.period, end=params.end)
         ref = bars_ref(df, symbol=params.symbol.strip().upper(), bar=params.bar, source=source)
         ctx.log(f"Fetched {_span(ref)} ({params.period} from {source})")
         return {"bars": ref}

@@ -2,7 +2,9 @@
 
 An artifact is served only through a run the user may see (`runs_visible`), and only if one
 of that run's steps holds its key in its inputs or outputs: keys are guessable hashes, so the
-run is what grants access. MinIO: a redirect to a presigned URL; filesystem: the file itself.
+run is what grants access. MinIO: a redirect to a presigned URL, except for JSON (plotly
+figures), which the page fetches from script and which is served from here so that MinIO needs
+no CORS rules; filesystem: the file itself.
 """
 
 from collections.abc import Iterator
@@ -47,7 +49,7 @@ def run_artifact(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     if not KEY.match(key) or not run_references(run=run, key=key):
         raise Http404("No such artifact in this run")
     try:
-        url = artifact_url(key=key)
+        url = None if key.endswith(".json") else artifact_url(key=key)
         if url:
             response: HttpResponse = HttpResponseRedirect(url)
             # The presigned URL expires: never reuse a cached redirect.

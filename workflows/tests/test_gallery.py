@@ -6,11 +6,12 @@ from django.core.management import call_command
 from brokers.marketdata import bars_load
 from conftest import wait_for
 from workflows import engine, services
+from workflows.artifacts import artifact_get
 from workflows.models import Run, RunStatus, Template
 
 
 @pytest.mark.worker
-@pytest.mark.parametrize(("slug", "symbol"), [("daily-weekly-bars", "MSFT"), ("intraday-hourly", "AAPL")])
+@pytest.mark.parametrize(("slug", "symbol"), [("daily-weekly-charts", "MSFT"), ("intraday-hourly", "AAPL")])
 def test_each_template_runs_on_bundled_data(workers, user, slug, symbol):
     call_command("load_templates")
     workers.start(concurrency=2)
@@ -19,6 +20,10 @@ def test_each_template_runs_on_bundled_data(workers, user, slug, symbol):
     run = wait_for(lambda: Run.objects.filter(id=run.id, finished_at__isnull=False).first(), timeout=60, what="run")
     assert run.status == RunStatus.SUCCEEDED, (run.error, workers.logs())
     for step in run.steps.all():
+        if "chart" in step.outputs:
+            png = artifact_get(key=step.outputs["chart"]["png"])
+            assert png.startswith(b"\x89PNG") and len(png) > 20_000
+            continue
         bars = bars_load(step.outputs["bars"])
         assert len(bars) == step.outputs["bars"]["rows"] > 0
         assert (bars["high"] >= bars["low"]).all()

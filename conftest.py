@@ -13,6 +13,7 @@ from django.conf import settings
 from trading_site.celery import app as celery_app
 from workflows import engine
 from workflows.tests import step_types  # registers the test step types in this process
+from workflows.tests.s3 import moto_endpoint
 from workflows.tests.workers import QUEUES, Workers, wait_for  # noqa: F401 - wait_for is shared with tests
 
 TEST_REDIS_DB = 15
@@ -75,6 +76,12 @@ def chain_graph(*extra_nodes: dict, params: dict | None = None) -> dict:
     nodes = [node("src", "test.source"), *extra_nodes]
     edges = [edge(a["id"], b["id"]) for a, b in itertools.pairwise(nodes)]
     return {"schema": 1, "params": params or {}, "nodes": nodes, "edges": edges}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """host:port of an S3-compatible server (moto) on loopback, for the MinIO artifact backend."""
+    return moto_endpoint()
 
 
 @pytest.fixture

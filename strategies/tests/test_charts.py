@@ -15,6 +15,7 @@ from brokers.marketdata import BundledSource, bars_ref
 from strategies import charts
 from workflows.artifacts import artifact_get
 from workflows.errors import StepError
+from workflows.tests.s3 import use_minio
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALL_OVERLAYS = ["sma_20", "sma_50", "sma_200", "ema_20", "bollinger", "supertrend"]
@@ -217,15 +218,14 @@ class _Ctx:
         pass
 
 
-def test_render_chart_step_stores_png_and_figure(monkeypatch):
+@pytest.mark.parametrize("store", ["filesystem", "minio"])
+def test_render_chart_step_stores_png_and_figure(settings, s3_endpoint, store):
     from strategies import steps as chart_steps
 
+    if store == "minio":
+        use_minio(settings, s3_endpoint)
     raw = BundledSource().bars(symbol="MSFT", bar="1w", period="8y")
     ref = bars_ref(raw, symbol="MSFT", bar="1w", source="bundled")
-    try:
-        import strategies.indicators  # noqa: F401 - the step computes what is missing with it
-    except ImportError:
-        monkeypatch.setattr(chart_steps, "_with_indicators", lambda df, names: add_indicators(df))
     step = chart_steps.RenderChart()
     params = step.Params(overlays=["sma_20", "bollinger"], panels=["volume", "rsi"], width=1000, height=700)
     out = step.run(_Ctx(), {"bars": ref}, params)["chart"]
@@ -241,7 +241,7 @@ def test_render_chart_step_stores_png_and_figure(monkeypatch):
 
 
 def test_render_chart_step_reads_bars_with_indicators():
-    indicators = pytest.importorskip("strategies.indicators")
+    from strategies import indicators
     from strategies import steps as chart_steps
 
     raw = BundledSource().bars(symbol="AAPL", bar="1d", period="2y")

@@ -9,7 +9,8 @@ from conftest import chain_graph, node
 from workflows import engine, services
 from workflows.artifacts import artifact_put
 from workflows.models import Run
-from workflows.tests.test_artifacts import PNG, PUBLIC_ENDPOINT, s3_endpoint, use_minio  # noqa: F401 - fixture
+from workflows.tests.s3 import use_minio
+from workflows.tests.test_artifacts import PNG, PUBLIC_ENDPOINT
 
 pytestmark = pytest.mark.usefixtures("no_dispatch")
 

@@ -4,55 +4,25 @@ The MinIO backend runs for real against moto's standalone S3 server, started onc
 session on a free loopback port; each test gets its own bucket (as each gets its own folder).
 """
 
-import atexit
-import functools
 import hashlib
 import pathlib
 import re
 import urllib.request
-import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
 from workflows import artifacts
 from workflows.artifacts import artifact_get, artifact_put, artifact_url
 from workflows.errors import StepError, TransientStepError
+from workflows.tests.s3 import use_minio
 
 # Enough of a PNG to look like one: signature, IHDR chunk, then bytes of no meaning.
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 40
 PUBLIC_ENDPOINT = "files.example.com:9443"
 
 BACKENDS = ["filesystem", "minio"]
-
-
-@functools.cache
-def moto_endpoint() -> str:
-    """host:port of moto's S3 server, started on first use, once per process."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    atexit.register(server.stop)
-    host, port = server.get_host_and_port()
-    return f"{host}:{port}"
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> str:
-    return moto_endpoint()
-
-
-def use_minio(settings, endpoint: str) -> None:
-    """Point the settings at the S3 server, with a bucket of this test's own (not yet created)."""
-    settings.ARTIFACT_STORE = "minio"
-    settings.MINIO_ENDPOINT = endpoint
-    settings.MINIO_PUBLIC_ENDPOINT = endpoint
-    settings.MINIO_ACCESS_KEY = "testing"
-    settings.MINIO_SECRET_KEY = "testing"
-    settings.MINIO_SECURE = False
-    settings.MINIO_REGION = "us-east-1"
-    settings.MINIO_BUCKET = f"test-{uuid.uuid4().hex[:16]}"
 
 
 def raw_client(settings) -> Minio:

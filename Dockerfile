@@ -23,13 +23,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    BROWSER_PATH=/usr/bin/chromium \
+    BROWSER_PATH=/usr/bin/chromium-headless-shell \
     WEB_CONCURRENCY=3
 
 # Chromium for kaleido, and fonts so chart text renders (--no-install-recommends brings none).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        chromium \
+        chromium-headless-shell \
         fonts-liberation \
         fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*

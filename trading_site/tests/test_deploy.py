@@ -372,10 +372,10 @@ def test_dockerfile_runs_python_311_with_chromium_as_a_non_root_user():
     stage = final_stage()
     assert re.fullmatch(r"python:3\.11-slim-bookworm", stage[0][1].split()[0])
     runs = [text for name, text in stage if name == "RUN"]
-    assert any("apt-get install" in run and re.search(r"\bchromium\b", run) for run in runs)
+    assert any("apt-get install" in run and re.search(r"\bchromium(-headless-shell)?\b", run) for run in runs)
     assert any(re.search(r"\bfonts-", run) for run in runs)
     env = " ".join(text for name, text in stage if name == "ENV")
-    assert "BROWSER_PATH=/usr/bin/chromium" in env
+    assert "BROWSER_PATH=/usr/bin/chromium-headless-shell" in env
     users = [text.split(":")[0] for name, text in stage if name == "USER"]
     assert users, "the image runs as root"
     assert users[-1] not in ("root", "0")

@@ -279,6 +279,11 @@ def bars_from_csv(data: bytes) -> pd.DataFrame:
 def bars_ref(df: pd.DataFrame, *, symbol: str, bar: str, source: str) -> dict[str, Any]:
     """Store the bars as a CSV artifact; the small dict is what a step outputs."""
     key = artifact_put(data=bars_to_csv(df), kind="bars", ext="csv")
+    return ref_describe(df, key=key, symbol=symbol, bar=bar, source=source)
+
+
+def ref_describe(df: pd.DataFrame, *, key: str, symbol: str, bar: str, source: str) -> dict[str, Any]:
+    """The reference to stored bars (or bars with more columns): key, what and which span."""
     empty = df.empty
     return {
         "artifact": key,

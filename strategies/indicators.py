@@ -21,7 +21,7 @@ from typing import Any, Literal, NamedTuple, TypeVar, get_args
 import numpy as np
 import pandas as pd
 
-from brokers.marketdata import COLUMNS, bars_from_csv
+from brokers.marketdata import COLUMNS, bars_from_csv, ref_describe
 from workflows.artifacts import artifact_get, artifact_put
 from workflows.errors import StepError
 
@@ -332,10 +332,6 @@ def compute(df: pd.DataFrame, names: list[str] | tuple[str, ...]) -> pd.DataFram
 # the OHLCV part of it and `indicators_load` reads everything.
 
 
-def _iso(ts: pd.Timestamp) -> str:
-    return f"{ts:%Y-%m-%d}" if ts.tz is None and ts == ts.normalize() else ts.isoformat()
-
-
 def indicators_to_csv(df: pd.DataFrame) -> bytes:
     index = df.index
     dates_only = index.tz is None and bool((index == index.normalize()).all())
@@ -348,15 +344,8 @@ def indicators_ref(df: pd.DataFrame, *, symbol: str, bar: str, source: str, name
     names and the columns they added."""
     columns = indicator_columns(names)
     key = artifact_put(data=indicators_to_csv(df[[*COLUMNS, *columns]]), kind="indicators", ext="csv")
-    empty = df.empty
     return {
-        "artifact": key,
-        "symbol": symbol,
-        "bar": bar,
-        "rows": len(df),
-        "first": None if empty else _iso(df.index[0]),
-        "last": None if empty else _iso(df.index[-1]),
-        "source": source,
+        **ref_describe(df, key=key, symbol=symbol, bar=bar, source=source),
         "indicators": [spec.name for spec in _specs(names)],
         "columns": columns,
     }

@@ -58,6 +58,13 @@ class FetchBars(StepType):
     idempotent = True
     tags = frozenset({"data_source"})
 
+    @classmethod
+    def queue_for(cls, params: dict[str, Any]) -> str:
+        # IBKR requests go to the one ibkr worker process (DESIGN §5): one connection with its
+        # own clientId, and one pacing limiter for IB's historical-data rules.
+        source = params.get("source", "default")
+        return "ibkr" if (settings.MARKET_DATA_SOURCE if source == "default" else source) == "ibkr" else cls.queue
+
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: FetchBarsParams) -> dict[str, Any]:
         source = settings.MARKET_DATA_SOURCE if params.source == "default" else params.source
         if source == "upload":

@@ -60,8 +60,11 @@ class _Problems:
         self.details: list[dict[str, Any]] = []
 
     def add(self, line: int, kind: str, detail: str) -> None:
-        if line not in self.by_kind[kind]:
-            self.by_kind[kind].append(line)
+        lines = self.by_kind[kind]
+        # Lines arrive in order: comparing with the last is enough, and keeps a file with many
+        # bad lines linear (a membership test on the list made it quadratic).
+        if not lines or lines[-1] != line:
+            lines.append(line)
         if len(self.details) < 100:
             self.details.append({"line": line, "problem": kind, "detail": detail})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import html
 import json
 import math
 import os
@@ -137,7 +138,8 @@ def _line(x: list[str], y: pd.Series, name: str, color: str, yaxis: str = "y", *
 
 
 def title_text(*, symbol: str, bar: str, last: str, close: float | None, title: str | None = None) -> str:
-    head = title or symbol
+    # Plotly reads a subset of HTML in titles: a user's title is text, never markup.
+    head = html.escape(title or symbol)
     parts = [f"<b>{head}</b>", BAR_LABELS.get(bar, bar), f"last bar {last}"]
     if close is not None and not math.isnan(close):
         parts.append(f"close {close:,.2f}")

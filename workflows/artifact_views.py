@@ -46,7 +46,7 @@ def run_references(*, run, key: str) -> bool:
 @require_safe
 def run_artifact(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     run = get_object_or_404(runs_visible(user=request.user), pk=pk)
-    if not KEY.match(key) or not run_references(run=run, key=key):
+    if not KEY.fullmatch(key) or not run_references(run=run, key=key):
         raise Http404("No such artifact in this run")
     try:
         url = None if key.endswith(".json") else artifact_url(key=key)

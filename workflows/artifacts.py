@@ -43,7 +43,7 @@ _S3_MISSING = {"NoSuchKey", "NoSuchBucket", "ResourceNotFound"}
 
 def key_check(key: str) -> str:
     """The key itself if it is well formed, else a StepError (never a path outside the store)."""
-    if not isinstance(key, str) or not KEY.match(key):
+    if not isinstance(key, str) or not KEY.fullmatch(key):
         raise StepError(f'"{key}" is not an artifact key')
     return key
 

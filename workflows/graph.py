@@ -158,7 +158,7 @@ class Graph:
 
     def queue(self, node_id: str) -> str:
         step_type = self.step_type(node_id)
-        return step_type.queue if step_type else "default"
+        return step_type.queue_for(self.nodes[node_id].params) if step_type else "default"
 
 
 def _successors(spec: GraphSpec) -> dict[str, list[str]]:

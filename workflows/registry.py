@@ -65,6 +65,11 @@ class StepType:
         raise NotImplementedError
 
     @classmethod
+    def queue_for(cls, params: dict[str, Any]) -> str:
+        """The queue for a node with these (raw) params; most types always use `queue`."""
+        return cls.queue
+
+    @classmethod
     def input(cls, name: str) -> Port | None:
         return next((p for p in cls.inputs if p.name == name), None)
 

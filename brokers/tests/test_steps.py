@@ -121,3 +121,13 @@ def test_resample_params_require_a_known_bar():
         Resample.Params.model_validate({"to": "1mo"})
     with pytest.raises(ValidationError):
         Resample.Params.model_validate({})
+
+
+def test_ibkr_fetches_go_to_the_ibkr_queue(settings):
+    from brokers.steps import FetchBars
+
+    assert FetchBars.queue_for({"source": "bundled"}) == "default"
+    assert FetchBars.queue_for({"source": "ibkr"}) == "ibkr"
+    settings.MARKET_DATA_SOURCE = "ibkr"
+    assert FetchBars.queue_for({}) == "ibkr"
+    assert FetchBars.queue_for({"source": "default"}) == "ibkr"

@@ -395,3 +395,12 @@ def test_admin_lists_uploads(client, staff_user, user):
     client.force_login(staff_user)
     response = client.get(reverse("admin:brokers_uploadedbars_changelist"))
     assert response.status_code == 200 and b"ACME" in response.content
+
+
+def test_problem_lines_are_listed_once_each_in_order():
+    from brokers.uploads import _Problems
+
+    problems = _Problems()
+    for line in (3, 3, 4, 7, 7, 7):
+        problems.add(line, "high below low", "detail")
+    assert problems.by_kind["high below low"] == [3, 4, 7]

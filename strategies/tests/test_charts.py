@@ -276,3 +276,10 @@ def test_render_chart_step_describes_itself():
         RenderChart.Params(width=10)
     with pytest.raises(ValueError):
         RenderChart.Params(panels=["volume", "stochastic"])
+
+
+def test_a_users_title_is_text_not_markup():
+    from strategies.charts import title_text
+
+    text = title_text(symbol="AAPL", bar="1d", last="2024-12-30", close=1.0, title='<a href="x">hi</a>')
+    assert "<a " not in text and "&lt;a href" in text

@@ -258,7 +258,8 @@ def market_source(name: str) -> MarketDataSource:
     return import_string(_SOURCES[name])()
 
 
-def _iso(ts: pd.Timestamp) -> str:
+def iso_date(ts: pd.Timestamp) -> str:
+    """A bar's label as text: the date for daily bars, ISO 8601 with offset for intraday."""
     return f"{ts:%Y-%m-%d}" if ts.tz is None and ts == ts.normalize() else ts.isoformat()
 
 
@@ -290,8 +291,8 @@ def ref_describe(df: pd.DataFrame, *, key: str, symbol: str, bar: str, source: s
         "symbol": symbol,
         "bar": bar,
         "rows": len(df),
-        "first": None if empty else _iso(df.index[0]),
-        "last": None if empty else _iso(df.index[-1]),
+        "first": None if empty else iso_date(df.index[0]),
+        "last": None if empty else iso_date(df.index[-1]),
         "source": source,
     }
 

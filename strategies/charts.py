@@ -474,7 +474,6 @@ CHROMIUM_FLAGS = (
     "--mute-audio",
     "--hide-scrollbars",
 )
-PLOTLY_JS = None  # resolved lazily (importing plotly is not needed to build figures)
 
 _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8">

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from brokers.marketdata import bars_load
+from brokers.marketdata import bars_load, iso_date
 from strategies import charts
 from strategies.indicators import (
     INDICATOR_NAMES,
@@ -15,6 +15,7 @@ from strategies.indicators import (
     IndicatorName,
     compute,
     indicator_columns,
+    indicators_load,
     indicators_ref,
     latest_values,
 )
@@ -110,11 +111,7 @@ class RenderChartParams(BaseModel):
 
 
 def _load(ref: Any) -> pd.DataFrame:
-    if isinstance(ref, dict) and ref.get("indicators"):
-        from strategies.indicators import indicators_load
-
-        return indicators_load(ref)
-    return bars_load(ref)
+    return indicators_load(ref) if isinstance(ref, dict) and ref.get("indicators") else bars_load(ref)
 
 
 # The strategies.indicators name computing what each overlay or panel draws.
@@ -128,15 +125,7 @@ def _with_indicators(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
         missing.append("volume")  # its average line is drawn when available
     if not missing:
         return df
-    try:
-        from strategies.indicators import compute
-    except ImportError:
-        return df  # charts.figure names what is missing; the volume average is optional
     return compute(df, sorted({_INDICATOR_OF.get(name, name) for name in missing}))
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return f"{ts:%Y-%m-%d}" if ts.tz is None and ts == ts.normalize() else ts.isoformat()
 
 
 @register
@@ -183,7 +172,7 @@ class RenderChart(StepType):
             "height": params.height,
             "symbol": symbol,
             "bar": bar,
-            "last": _iso(df.index[-1]),
+            "last": iso_date(df.index[-1]),
         }
         ctx.log(f"Charted {len(df)} {symbol} {bar} bars up to {chart['last']} ({len(png) // 1024} kB PNG)")
         return {"chart": chart}

@@ -42,6 +42,13 @@ def _artifacts(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _no_model_endpoint(settings):
+    # A developer's .env may point at a real model; tests use the local fake server or none.
+    settings.LLM_BASE_URL = ""
+    settings.LLM_API_KEYS = []
+
+
+@pytest.fixture(autouse=True)
 def _fresh_graph_cache():
     # The engine caches parsed graphs by version id. Committed ids are never reused, but a
     # test's rolled-back transaction gives its ids (on SQLite) to the next test.

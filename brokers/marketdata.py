@@ -26,6 +26,7 @@ COLUMNS = ["open", "high", "low", "close", "volume"]
 AGGREGATION = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
 # Finest first: a resample may only go right.
 BARS = ("1m", "5m", "15m", "1h", "1d", "1w")
+BAR_LABELS = {"1m": "1-minute", "5m": "5-minute", "15m": "15-minute", "1h": "hourly", "1d": "daily", "1w": "weekly"}
 INTRADAY = {
     "1m": pd.Timedelta(minutes=1),
     "5m": pd.Timedelta(minutes=5),

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from brokers.marketdata import bars_load, iso_date
 from strategies import charts
+from strategies.ai import steps as ai_steps  # noqa: F401 - registers the AI step types
 from strategies.indicators import (
     INDICATOR_NAMES,
     INDICATORS,
@@ -173,6 +174,8 @@ class RenderChart(StepType):
             "symbol": symbol,
             "bar": bar,
             "last": iso_date(df.index[-1]),
+            # What it was drawn from, so an analyst can read the same bars and indicators.
+            "bars": ref,
         }
         ctx.log(f"Charted {len(df)} {symbol} {bar} bars up to {chart['last']} ({len(png) // 1024} kB PNG)")
         return {"chart": chart}

@@ -171,6 +171,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "workflows.models.RunStatus",
         "StepStatusEnum": "workflows.models.StepStatus",
+        "PromptKindEnum": "strategies.models.PromptKind",
+        "AiKindEnum": "strategies.models.AiKind",
     },
 }
 
@@ -255,6 +257,24 @@ IBKR_REQUEST_TIMEOUT_S = env.int("IBKR_REQUEST_TIMEOUT_S", default=30)
 IBKR_BAR_CACHE_S = env.int("IBKR_BAR_CACHE_S", default=600)
 TRADING_MODE = env.str("TRADING_MODE", default="paper")
 TRADING_ENABLED = env.bool("TRADING_ENABLED", default=False)
+
+# AI analysis (strategies/ai): any OpenAI-compatible endpoint. With no LLM_BASE_URL, AI steps
+# use the offline rule-based analyst, labelled as such on the run page.
+LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="gpt-4o-mini")
+# One or more keys, comma separated; the client moves to the next key on 401 and 429.
+LLM_API_KEYS = [k.strip() for k in (secret("LLM_API_KEYS", default="") or "").split(",") if k.strip()]
+# Seconds for one HTTP request to the model, and how many times a failed request is retried
+# (timeouts, 429, 5xx). The SDK's own retries are off, so these never multiply.
+LLM_TIMEOUT_S = env.float("LLM_TIMEOUT_S", default=60.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
+# auto (JSON schema, falling back to JSON extracted from the text when the server refuses it),
+# json_schema, or prompt (JSON asked for in the prompt, extracted strictly).
+LLM_STRUCTURED_OUTPUT = env.str("LLM_STRUCTURED_OUTPUT", default="auto")
+LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1500)
+# USD per million tokens, per model: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}.
+# A model without a price is recorded at cost 0 and says so in the step log.
+LLM_PRICES = env.json("LLM_PRICES", default={})
 
 # Cache (IBKR bars): Redis when REDIS_URL is set, else a folder.
 CACHES = {

@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("workflows.api.urls")),
     path("", include("brokers.urls")),
+    path("", include("strategies.urls")),
     path("", include("workflows.urls")),
 ]

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -6,6 +7,17 @@ class Workflow(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # What one run may spend on AI models; a run that would go over stops with an error, no order.
+    ai_token_budget = models.PositiveIntegerField(
+        default=100_000, help_text="Most model tokens (prompt + answer) one run may use"
+    )
+    ai_cost_budget_usd = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=1,
+        validators=[MinValueValidator(0)],
+        help_text="Most USD one run may spend on model calls",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -61,8 +61,16 @@ class StepType:
     # Each tag named here must sit on every path from a workflow input to this step.
     requires_upstream: ClassVar[frozenset[str]] = frozenset()
 
+    # A template showing this step's results on the run page, beyond its JSON (an AI step's
+    # reasoning and conversation), and the context it needs for one StepRun.
+    result_template: ClassVar[str | None] = None
+
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: BaseModel) -> dict[str, Any]:
         raise NotImplementedError
+
+    @classmethod
+    def result_context(cls, step_run: Any) -> dict[str, Any]:
+        return {}
 
     @classmethod
     def queue_for(cls, params: dict[str, Any]) -> str:

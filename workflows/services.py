@@ -1,5 +1,6 @@
 """Writes for workflows, versions and templates. The engine's writes are in engine.py."""
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -28,12 +29,25 @@ def workflow_create(*, owner, name: str, graph: dict, description: str = "", mes
 
 
 @transaction.atomic
-def workflow_update(*, workflow: Workflow, name: str | None = None, description: str | None = None) -> Workflow:
+def workflow_update(
+    *,
+    workflow: Workflow,
+    name: str | None = None,
+    description: str | None = None,
+    ai_token_budget: int | None = None,
+    ai_cost_budget_usd: Decimal | None = None,
+) -> Workflow:
     if name is not None:
         workflow.name = _clean_name(name)
     if description is not None:
         workflow.description = description
-    workflow.save(update_fields=["name", "description", "updated_at"])
+    if ai_token_budget is not None:
+        workflow.ai_token_budget = ai_token_budget
+    if ai_cost_budget_usd is not None:
+        if ai_cost_budget_usd < 0:
+            raise ApplicationError("ai_cost_budget_usd cannot be negative")
+        workflow.ai_cost_budget_usd = ai_cost_budget_usd
+    workflow.save(update_fields=["name", "description", "ai_token_budget", "ai_cost_budget_usd", "updated_at"])
     return workflow
 
 

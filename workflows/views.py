@@ -204,6 +204,8 @@ def _run_detail_response(request: HttpRequest, run: Run, *, error: str = "", sta
     for step in steps:
         step_type = registry.get(step.step_type)
         step.label = step_type.label if step_type else ""
+        step.result_template = step_type.result_template if step_type else None
+        step.result = step_type.result_context(step) if step.result_template else {}
         step.params_json = _pretty(step.params)
         step.inputs_json = _pretty(step.inputs)
         step.outputs_json = _pretty(step.outputs)

@@ -16,6 +16,8 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "id",
             "name",
             "description",
+            "ai_token_budget",
+            "ai_cost_budget_usd",
             "owner",
             "latest_version",
             "graph",
@@ -35,7 +37,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
 class WorkflowUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workflow
-        fields = ["name", "description"]
+        fields = ["name", "description", "ai_token_budget", "ai_cost_budget_usd"]
 
 
 class VersionSerializer(serializers.ModelSerializer):

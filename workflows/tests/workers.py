@@ -51,6 +51,9 @@ class Workers:
             "CELERY_BROKER_URL": celery_app.conf.broker_url,
             "EXTRA_STEP_MODULES": self.step_modules,
             "ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
+            # The model endpoint of this test (a local fake server), or none: never a .env's real one.
+            "LLM_BASE_URL": settings.LLM_BASE_URL,
+            "LLM_API_KEYS": ",".join(settings.LLM_API_KEYS),
         }
         if settings.CELERY_BROKER_URL.startswith("filesystem://"):
             env["CELERY_FILESYSTEM_BROKER_DIR"] = str(

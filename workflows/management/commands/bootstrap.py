@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from strategies.services import prompts_seed
 from workflows.models import Template
 from workflows.services import template_use
 
@@ -19,6 +20,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, username: str, **options):
         call_command("load_templates", stdout=self.stdout)
+        for prompt in prompts_seed():
+            self.stdout.write(f"prompt {prompt}")
         User = get_user_model()
         admin = User.objects.filter(username=username).first()
         if admin is None:

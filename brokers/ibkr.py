@@ -257,7 +257,11 @@ _default_ib: Any = None
 def _connect(ib: Any) -> None:
     host, port, client_id = settings.IBKR_HOST, settings.IBKR_PORT, settings.IBKR_CLIENT_ID
     try:
-        ib.connect(host=host, port=port, clientId=client_id, timeout=settings.IBKR_REQUEST_TIMEOUT_S, readonly=True)
+        # Read-write: the ibkr worker's one connection also carries orders (brokers.ibkr_orders), and
+        # ib_async loads open and completed orders only on a read-write connect, which the reconcile
+        # after a reconnect needs. The trading gate is in our code (brokers.services.order_place),
+        # not in a read-only API connection.
+        ib.connect(host=host, port=port, clientId=client_id, timeout=settings.IBKR_REQUEST_TIMEOUT_S, readonly=False)
     except (TimeoutError, OSError, ConnectionError) as exc:
         raise TransientStepError(
             f"Cannot connect to IBKR at {host}:{port} (clientId {client_id}): {exc or type(exc).__name__}. "

@@ -9,6 +9,7 @@ from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from brokers.marketdata import PERIOD_PATTERN, MarketDataSource, bars_load, bars_ref, market_source, resample
+from workflows.errors import StepError
 from workflows.registry import Port, StepType, register
 
 if TYPE_CHECKING:
@@ -109,3 +110,116 @@ class Resample(StepType):
         ref = bars_ref(out, symbol=source_ref.get("symbol", ""), bar=params.to, source=source_ref.get("source", ""))
         ctx.log(f"Resampled {len(df)} {source_bar} bars to {_span(ref)}")
         return {"bars": ref}
+
+
+class PlaceOrderParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    broker: Literal["default", "paper", "ibkr"] = Field(
+        "default", description="default: the BROKER setting (paper unless set); paper: simulated; ibkr: IBKR"
+    )
+    tif: Literal["DAY", "GTC"] = Field("GTC", description="Time in force of the three legs")
+
+
+def _not_sent(ctx: StepContext, reason: str, plan: dict[str, Any]) -> dict[str, Any]:
+    ctx.log(f"No order sent: {reason}", level="warning")
+    return {"order": {"sent": False, "status": "", "order_id": None, "reason": reason, "symbol": plan.get("symbol")}}
+
+
+@register
+class PlaceOrder(StepType):
+    name = "broker.place_order"
+    label = "Place bracket order"
+    category = "broker"
+    description = (
+        "Sends a bracket order (limit entry, take-profit limit, stop-loss stop) for a checked and sized trade, "
+        "once per run and node, behind the trading switches and limits (kill switch, global switch, live "
+        "switches, most notional, most open positions, daily loss limit). Records why when nothing is sent."
+    )
+    Params = PlaceOrderParams
+    inputs = (Port("plan", "order_plan", "From risk.position_size, possibly through flow.approval"),)
+    outputs = (Port("order", "order", "Whether an order was sent, its id and status, or why not"),)
+    idempotent = False
+    requires_upstream = frozenset({"risk_check"})
+    time_limit = 60
+
+    @classmethod
+    def queue_for(cls, params: dict[str, Any]) -> str:
+        broker = params.get("broker", "default")
+        return "ibkr" if (settings.BROKER if broker == "default" else broker) == "ibkr" else cls.queue
+
+    def run(self, ctx: StepContext, inputs: dict[str, Any], params: PlaceOrderParams) -> dict[str, Any]:
+        from brokers.models import OrderStatus
+        from brokers.services import OrderRequest, order_place
+        from strategies.risk import RiskLimits, risk_check
+        from workflows.models import Run
+
+        plan = inputs["plan"]
+        if not isinstance(plan, dict) or plan.get("checked_by") != "risk.r_check":
+            raise StepError("Refusing to place an order: the plan does not come through a passing risk.r_check")
+        if not plan.get("passed"):
+            return _not_sent(ctx, "the risk check did not pass: " + "; ".join(plan.get("reasons") or []), plan)
+        approval = plan.get("approval")
+        if isinstance(approval, dict) and not approval.get("approved"):
+            by = f" by {approval['by']}" if approval.get("by") else ""
+            return _not_sent(ctx, f"the approval was {approval.get('status')}{by}", plan)
+        quantity = plan.get("quantity")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            return _not_sent(ctx, "the position size is 0: " + "; ".join(plan.get("reasons") or []), plan)
+        # Checked again here, in code, on exactly what is about to be sent (safety rule 3).
+        recheck = risk_check(
+            action=plan.get("side"),
+            entry=plan.get("entry"),
+            stop=plan.get("stop_loss"),
+            target=plan.get("take_profit"),
+            last_price=plan.get("last_price"),
+            limits=RiskLimits(**plan.get("limits", {})),
+        )
+        if not recheck.passed:
+            raise StepError("Refusing to place an order that fails the risk check: " + "; ".join(recheck.reasons))
+        run = Run.objects.select_related("workflow").get(id=ctx.run_id)
+        order = order_place(
+            request=OrderRequest(
+                key=ctx.idempotency_key,
+                symbol=str(plan["symbol"]),
+                side=str(plan["side"]),
+                quantity=quantity,
+                entry=float(plan["entry"]),
+                take_profit=float(plan["take_profit"]),
+                stop_loss=float(plan["stop_loss"]),
+                tif=params.tif,
+                r_planned=recheck.r,
+                placed_after=str(plan.get("last_date") or ""),
+                data_source=str(plan.get("data_source") or ""),
+            ),
+            broker=params.broker,
+            owner=run.workflow.owner,
+            run_id=run.id,
+            step_run_id=ctx.step_run_id,
+            decision_id=plan.get("decision_record_id"),
+            live_allowed=run.workflow.live_trading,
+        )
+        sent = order.status not in (OrderStatus.BLOCKED, OrderStatus.REJECTED)
+        what = f"{order.side} {order.quantity} {order.symbol} @ {order.entry_price:g}"
+        if sent:
+            ctx.log(f"Order {order.id} ({order.broker}, {order.mode}): {what}, {order.get_status_display()}")
+        else:
+            ctx.log(f"No order sent: {order.get_status_display()}: {order.reason}", level="warning")
+        return {
+            "order": {
+                "sent": sent,
+                "status": order.status,
+                "order_id": order.id,
+                "key": order.key,
+                "broker": order.broker,
+                "mode": order.mode,
+                "symbol": order.symbol,
+                "side": order.side,
+                "quantity": order.quantity,
+                "entry": float(order.entry_price),
+                "take_profit": float(order.take_profit),
+                "stop_loss": float(order.stop_loss),
+                "r": order.r_planned,
+                "reason": order.reason,
+            }
+        }

@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "workflows.context_processors.pending_approvals",
             ],
         },
     },
@@ -173,6 +174,8 @@ SPECTACULAR_SETTINGS = {
         "StepStatusEnum": "workflows.models.StepStatus",
         "PromptKindEnum": "strategies.models.PromptKind",
         "AiKindEnum": "strategies.models.AiKind",
+        "OrderStatusEnum": "brokers.models.OrderStatus",
+        "ApprovalStatusEnum": "workflows.models.ApprovalStatus",
     },
 }
 
@@ -211,6 +214,13 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-steps": {
         "task": "workflows.tasks.sweep_steps",
         "schedule": env.float("ENGINE_SWEEP_INTERVAL_S", default=30.0),
+    },
+    # Pending approvals past their time become rejections, and their runs go on.
+    "expire-approvals": {"task": "workflows.tasks.expire_approvals", "schedule": 60.0},
+    # Paper orders are filled against bars that arrived since; broker order states are synced.
+    "sync-orders": {
+        "task": "brokers.tasks.sync_orders",
+        "schedule": env.float("ORDERS_SYNC_INTERVAL_S", default=300.0),
     },
 }
 
@@ -255,8 +265,31 @@ IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=1)
 IBKR_REQUEST_TIMEOUT_S = env.int("IBKR_REQUEST_TIMEOUT_S", default=30)
 # Seconds fetched bars are reused before IBKR is asked again for the same request.
 IBKR_BAR_CACHE_S = env.int("IBKR_BAR_CACHE_S", default=600)
+# paper or live: the kind of IBKR account orders may go to, checked against the connected account
+# and port before anything is sent. The paper broker is always paper.
 TRADING_MODE = env.str("TRADING_MODE", default="paper")
+if TRADING_MODE not in ("paper", "live"):
+    raise environ.ImproperlyConfigured(f"TRADING_MODE must be paper or live, not {TRADING_MODE!r}")
+# Initial value of the global trading switch (then set on the Orders page or in the admin): orders
+# may go to IBKR at all. The paper broker simulates and needs no switch.
 TRADING_ENABLED = env.bool("TRADING_ENABLED", default=False)
+# The IBKR account orders go to when the login manages several; empty: the only one.
+IBKR_ACCOUNT = env.str("IBKR_ACCOUNT", default="")
+# Where broker.place_order sends orders unless a node says otherwise: paper or ibkr.
+BROKER = env.str("BROKER", default="paper")
+if BROKER not in ("paper", "ibkr"):
+    raise environ.ImproperlyConfigured(f"BROKER must be paper or ibkr, not {BROKER!r}")
+# Initial trading limits (then edited with the switches): most one order may be worth, most symbols
+# held at once, and the realised loss of a day after which no new order is sent.
+RISK_MAX_NOTIONAL = env.float("RISK_MAX_NOTIONAL", default=25_000.0)
+RISK_MAX_OPEN_POSITIONS = env.int("RISK_MAX_OPEN_POSITIONS", default=5)
+RISK_DAILY_LOSS_LIMIT = env.float("RISK_DAILY_LOSS_LIMIT", default=1_000.0)
+# Paper broker: starting cash, commission per share with a minimum per fill, and the slippage of
+# stop-loss fills in basis points (limit orders fill at their price or better).
+PAPER_STARTING_CASH = env.float("PAPER_STARTING_CASH", default=100_000.0)
+PAPER_COMMISSION_PER_SHARE = env.float("PAPER_COMMISSION_PER_SHARE", default=0.005)
+PAPER_COMMISSION_MIN = env.float("PAPER_COMMISSION_MIN", default=1.0)
+PAPER_SLIPPAGE_BPS = env.float("PAPER_SLIPPAGE_BPS", default=5.0)
 
 # AI analysis (strategies/ai): any OpenAI-compatible endpoint. With no LLM_BASE_URL, AI steps
 # use the offline rule-based analyst, labelled as such on the run page.

@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from workflows.errors import GraphInvalid
 from workflows.graph import graph_check
-from workflows.models import Run, StepRun, Template, Workflow, WorkflowVersion
+from workflows.models import Approval, Run, StepRun, Template, Workflow, WorkflowVersion
 
 
 def _pretty_json(value) -> str:
@@ -156,3 +156,24 @@ class TemplateAdmin(admin.ModelAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     ordering = ("position", "name")
+
+
+@admin.register(Approval)
+class ApprovalAdmin(EngineStateAdmin):
+    """Approvals are decided on the Approvals page or through the API, which resume the run."""
+
+    list_display = ("id", "run", "status", "quantity", "approved_quantity", "decided_by", "requested_at")
+    list_display += ("expires_at", "decided_at")
+    list_filter = ("status", "requested_at")
+    search_fields = ("run__symbol", "run__workflow__name", "decided_by__username", "comment")
+    list_select_related = ("run__workflow", "decided_by")
+    raw_id_fields = ("run", "step_run")
+    readonly_fields = ("summary_pretty",)
+    exclude = ("summary",)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="summary")
+    def summary_pretty(self, obj: Approval) -> str:
+        return _pretty_json(obj.summary)

@@ -25,7 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 from pydantic import ValidationError
 
-from workflows.errors import ApplicationError, RunStateError, StepCancelled, StepError
+from workflows.errors import ApplicationError, RunStateError, StepCancelled, StepError, StepParked
 from workflows.graph import Graph, GraphSpec, graph_check, run_context
 from workflows.models import (
     Run,
@@ -68,6 +68,10 @@ class StepContext:
     def log(self, message: str, *, level: str = "info") -> None:
         if len(self.logs) < MAX_LOG_LINES:
             self.logs.append({"t": timezone.now().isoformat(), "level": level, "message": message})
+
+    def park(self, reason: str) -> None:
+        """Stop here and wait (status WAITING, no worker held) until `step_resume` finishes the step."""
+        raise StepParked(reason)
 
     def check_cancelled(self) -> None:
         """Long steps call this now and then; it raises StepCancelled once the run is cancelled."""
@@ -192,6 +196,10 @@ def _advance(run_id: int) -> None:
         run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.QUEUED]).update(
             status=StepStatus.SKIPPED, finished_at=now
         )
+        # A step waiting for an approval has nothing left to wait for.
+        run.steps.filter(status=StepStatus.WAITING).update(
+            status=StepStatus.CANCELLED, finished_at=now, error="Another step of the run failed"
+        )
         names = ", ".join(f'"{s.node_id}"' for s in failed)
         run.status, run.finished_at = RunStatus.FAILED, now
         run.error = f"Step {names} failed: {failed[0].error}"
@@ -302,6 +310,10 @@ def step_run_execute(*, step_run_id: int) -> None:
         ctx.log("Stopped: the run was cancelled", level="warning")
         _finish(step, status=StepStatus.CANCELLED, error="Run was cancelled", logs=ctx.logs)
         return
+    except StepParked as parked:
+        ctx.log(f"Waiting: {parked.reason}")
+        _finish(step, status=StepStatus.WAITING, logs=ctx.logs)
+        return
     except Exception as exc:
         retryable = isinstance(exc, SoftTimeLimitExceeded) or (
             step_type is not None and isinstance(exc, step_type.retry_on)
@@ -342,7 +354,7 @@ def _finish(
             error=error,
             outputs=outputs or {},
             logs=(step.logs or []) + (logs or []),
-            finished_at=timezone.now(),
+            finished_at=None if status == StepStatus.WAITING else timezone.now(),
         )
         if written:
             _advance(step.run_id)
@@ -357,6 +369,30 @@ def _requeue(step: StepRun, graph: Graph, *, error: str, logs: list, countdown: 
             status=StepStatus.QUEUED, queued_at=due, error=error, logs=(step.logs or []) + logs
         ):
             _dispatch(step, graph, countdown=countdown)
+
+
+@transaction.atomic
+def step_resume(*, step_run_id: int, outputs: dict[str, Any] | None = None, error: str = "", log: str = "") -> bool:
+    """Finish a WAITING step (an approval was decided): succeeded with `outputs`, or failed with
+    `error`, then move the run on. False when the step was no longer waiting (cancelled, or
+    resumed by someone else first): nothing is changed then."""
+    step = StepRun.objects.select_for_update().filter(id=step_run_id, status=StepStatus.WAITING).first()
+    if step is None:
+        return False
+    step_type = registry.get(step.step_type)
+    if not error and step_type is not None:
+        outputs = _check_outputs(step_type, outputs or {})
+    lines = [{"t": timezone.now().isoformat(), "level": "error" if error else "info", "message": log or error}]
+    StepRun.objects.filter(id=step.id).update(
+        status=StepStatus.FAILED if error else StepStatus.SUCCEEDED,
+        error=error,
+        outputs={} if error else outputs,
+        logs=(step.logs or []) + (lines if (log or error) else []),
+        finished_at=timezone.now(),
+    )
+    Run.objects.filter(id=step.run_id, status=RunStatus.WAITING).update(status=RunStatus.RUNNING)
+    _advance(step.run_id)
+    return True
 
 
 @transaction.atomic

@@ -39,3 +39,13 @@ class TransientStepError(StepError):
 
 class StepCancelled(Exception):
     """Raised inside a step when its run was cancelled."""
+
+
+class StepParked(Exception):
+    """Raised by a step (through `ctx.park`) that waits for an outside event, such as an approval.
+
+    The step becomes WAITING and no worker is held; `engine.step_resume` finishes it later."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -18,6 +18,12 @@ class Workflow(models.Model):
         validators=[MinValueValidator(0)],
         help_text="Most USD one run may spend on model calls",
     )
+    # Safety rule 1: live orders need this AND the global switch AND TRADING_MODE=live.
+    live_trading = models.BooleanField(
+        default=False,
+        help_text="Let this workflow's orders go to a live account (also needs the global trading switch and "
+        "TRADING_MODE=live). Off: paper only",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -185,3 +191,37 @@ class Template(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided in time: counts as rejected
+
+
+class Approval(models.Model):
+    """A human decision a `flow.approval` step waits for; the run is WAITING meanwhile."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    step_run = models.OneToOneField(StepRun, on_delete=models.CASCADE, related_name="approval")
+    status = models.CharField(
+        max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING, db_index=True
+    )
+    message = models.CharField(max_length=500, blank=True, help_text="What the workflow asks the approver")
+    summary = models.JSONField(default=dict, help_text="What is being approved: symbol, side, prices, R, quantity")
+    quantity = models.PositiveIntegerField(null=True, blank=True, help_text="Quantity proposed by the workflow")
+    approved_quantity = models.PositiveIntegerField(null=True, blank=True, help_text="Quantity the approver set")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Approval {self.pk} for run {self.run_id} ({self.status})"

@@ -36,6 +36,7 @@ def workflow_update(
     description: str | None = None,
     ai_token_budget: int | None = None,
     ai_cost_budget_usd: Decimal | None = None,
+    live_trading: bool | None = None,
 ) -> Workflow:
     if name is not None:
         workflow.name = _clean_name(name)
@@ -47,7 +48,12 @@ def workflow_update(
         if ai_cost_budget_usd < 0:
             raise ApplicationError("ai_cost_budget_usd cannot be negative")
         workflow.ai_cost_budget_usd = ai_cost_budget_usd
-    workflow.save(update_fields=["name", "description", "ai_token_budget", "ai_cost_budget_usd", "updated_at"])
+    if live_trading is not None:
+        # Safety rule 1: this alone sends nothing live; the global switch and TRADING_MODE=live must agree.
+        workflow.live_trading = live_trading
+    workflow.save(
+        update_fields=["name", "description", "ai_token_budget", "ai_cost_budget_usd", "live_trading", "updated_at"]
+    )
     return workflow
 
 

@@ -11,3 +11,10 @@ def execute_step_task(step_run_id: int) -> None:
 @shared_task(name="workflows.tasks.sweep_steps")
 def sweep_steps_task() -> dict[str, int]:
     return engine.step_runs_sweep()
+
+
+@shared_task(name="workflows.tasks.expire_approvals")
+def expire_approvals_task() -> int:
+    from workflows.approvals import approvals_expire
+
+    return approvals_expire()

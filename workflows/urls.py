@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import artifact_views, views
+from workflows import approval_views, artifact_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,4 +14,7 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
     path("runs/<int:pk>/artifacts/<path:key>", artifact_views.run_artifact, name="run-artifact"),
+    path("approvals/", approval_views.approval_list, name="approval-list"),
+    path("approvals/<int:pk>/approve/", approval_views.approval_approve, name="approval-approve"),
+    path("approvals/<int:pk>/reject/", approval_views.approval_reject, name="approval-reject"),
 ]

@@ -318,7 +318,7 @@ def test_default_connection_failure_is_transient(settings, monkeypatch):
     monkeypatch.setattr(ibkr, "_default_ib", NoGateway())
     with pytest.raises(TransientStepError, match=r"Cannot connect to IBKR at 127.0.0.1:1 \(clientId 1\)"):
         IbkrSource().ib  # noqa: B018
-    assert calls == [{"host": "127.0.0.1", "port": 1, "clientId": 1, "timeout": 1, "readonly": True}]
+    assert calls == [{"host": "127.0.0.1", "port": 1, "clientId": 1, "timeout": 1, "readonly": False}]
 
 
 def test_default_ib_is_configured_explicitly(settings, monkeypatch):
@@ -330,7 +330,7 @@ def test_default_ib_is_configured_explicitly(settings, monkeypatch):
     monkeypatch.setattr(ib_async.IB, "connect", lambda self, **kw: connected.append(kw))
     ib = ibkr.default_ib()
     assert ib.RaiseRequestErrors is True and ib.RequestTimeout == 12
-    assert connected[0]["readonly"] is True and connected[0]["clientId"] == settings.IBKR_CLIENT_ID
+    assert connected[0]["readonly"] is False and connected[0]["clientId"] == settings.IBKR_CLIENT_ID
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,17 @@
 from rest_framework import serializers
 
-from workflows.models import Run, RunStatus, StepRun, Template, Trigger, Workflow, WorkflowVersion
+from workflows.approvals import MAX_QUANTITY
+from workflows.models import (
+    Approval,
+    ApprovalStatus,
+    Run,
+    RunStatus,
+    StepRun,
+    Template,
+    Trigger,
+    Workflow,
+    WorkflowVersion,
+)
 from workflows.selectors import version_latest
 
 
@@ -18,6 +29,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "description",
             "ai_token_budget",
             "ai_cost_budget_usd",
+            "live_trading",
             "owner",
             "latest_version",
             "graph",
@@ -37,7 +49,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
 class WorkflowUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workflow
-        fields = ["name", "description", "ai_token_budget", "ai_cost_budget_usd"]
+        fields = ["name", "description", "ai_token_budget", "ai_cost_budget_usd", "live_trading"]
 
 
 class VersionSerializer(serializers.ModelSerializer):
@@ -154,3 +166,37 @@ class TemplateSerializer(serializers.ModelSerializer):
         model = Template
         fields = ["slug", "name", "description", "graph"]
         read_only_fields = fields
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    workflow = serializers.IntegerField(source="run.workflow_id", read_only=True)
+    symbol = serializers.CharField(source="run.symbol", read_only=True)
+    node_id = serializers.CharField(source="step_run.node_id", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id", "run", "workflow", "symbol", "node_id", "status", "message", "summary", "quantity",
+            "approved_quantity", "requested_at", "expires_at", "decided_by", "decided_at", "comment",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ApprovalFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=ApprovalStatus.choices,
+        required=False,
+        help_text="pending: only those that can still be decided (their run still waits)",
+    )
+
+
+class ApprovalApproveSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_QUANTITY, help_text="Another quantity than the one proposed"
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class ApprovalRejectSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)

@@ -6,6 +6,7 @@ from workflows.api import views
 router = SimpleRouter(use_regex_path=False)
 router.register("workflows", views.WorkflowViewSet, basename="api-workflow")
 router.register("runs", views.RunViewSet, basename="api-run")
+router.register("approvals", views.ApprovalViewSet, basename="api-approval")
 
 urlpatterns = [
     path("step-types/", views.StepTypeListView.as_view(), name="api-step-types"),
@@ -22,6 +23,8 @@ urlpatterns = [
     path("workflows/<int:pk>/export/", views.WorkflowExportView.as_view(), name="api-workflow-export"),
     path("runs/<int:pk>/cancel/", views.RunCancelView.as_view(), name="api-run-cancel"),
     path("runs/<int:pk>/rerun/", views.RunRerunView.as_view(), name="api-run-rerun"),
+    path("approvals/<int:pk>/approve/", views.ApprovalApproveView.as_view(), name="api-approval-approve"),
+    path("approvals/<int:pk>/reject/", views.ApprovalRejectView.as_view(), name="api-approval-reject"),
     path("templates/", views.TemplateListView.as_view(), name="api-templates"),
     path("templates/<slug:slug>/use/", views.TemplateUseView.as_view(), name="api-template-use"),
     *router.urls,

@@ -10,11 +10,11 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from workflows import engine, selectors, services
+from workflows import approvals, engine, selectors, services
 from workflows.api import serializers as s
 from workflows.errors import ApplicationError
 from workflows.graph import validate_graph
-from workflows.models import Template
+from workflows.models import ApprovalStatus, Template
 from workflows.registry import registry
 
 
@@ -219,3 +219,57 @@ class TemplateUseView(APIView):
         template = get_object_or_404(Template, slug=slug)
         workflow = services.template_use(template=template, owner=request.user, name=data.get("name"))
         return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
+
+
+class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.ApprovalSerializer
+    lookup_value_converter = "int"
+
+    def get_queryset(self):
+        qs = approvals.approvals_visible(user=self.request.user)
+        if self.action != "list":
+            return qs
+        status_ = _valid(s.ApprovalFilterSerializer, self.request.query_params).get("status")
+        if status_ == ApprovalStatus.PENDING:
+            return approvals.approvals_pending(user=self.request.user).order_by("expires_at", "id")
+        return qs.filter(status=status_) if status_ else qs
+
+    @extend_schema(parameters=[s.ApprovalFilterSerializer], summary="Approvals of your runs, newest first")
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+def _approval(request, pk):
+    return get_object_or_404(approvals.approvals_visible(user=request.user), pk=pk)
+
+
+class ApprovalApproveView(APIView):
+    @extend_schema(
+        operation_id="approvals_approve",
+        request=s.ApprovalApproveSerializer,
+        responses={200: s.ApprovalSerializer},
+        summary="Approve, optionally with another quantity; the run goes on",
+    )
+    def post(self, request, pk):
+        approval = _approval(request, pk)
+        data = _valid(s.ApprovalApproveSerializer, request.data)
+        decided = approvals.approval_decide(
+            approval=approval, user=request.user, approve=True, quantity=data.get("quantity"), comment=data["comment"]
+        )
+        return Response(s.ApprovalSerializer(_approval(request, decided.pk)).data)
+
+
+class ApprovalRejectView(APIView):
+    @extend_schema(
+        operation_id="approvals_reject",
+        request=s.ApprovalRejectSerializer,
+        responses={200: s.ApprovalSerializer},
+        summary="Reject; the run goes on and its order step sends nothing",
+    )
+    def post(self, request, pk):
+        approval = _approval(request, pk)
+        data = _valid(s.ApprovalRejectSerializer, request.data)
+        decided = approvals.approval_decide(
+            approval=approval, user=request.user, approve=False, comment=data["comment"]
+        )
+        return Response(s.ApprovalSerializer(_approval(request, decided.pk)).data)

@@ -29,10 +29,12 @@ run: $(STAMP) .env frontend
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/honcho start -f Procfile
 
-# Lint, format check and every test. Uses PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set.
+# Lint, format check and every test: the editor's vitest suite, then pytest (the editor's browser
+# tests drive the OS Chromium). Uses PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set.
 test: $(STAMP) frontend
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd frontend && npm test
 	DEBUG=true $(BIN)/python -m pytest
 
 format: $(STAMP)

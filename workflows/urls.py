@@ -1,11 +1,16 @@
 from django.urls import path
 
 from workflows import approval_views, artifact_views, views
+from workflows.editor_views import gallery, template_open, workflow_edit, workflow_new
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("workflows/", views.workflow_list, name="workflow-list"),
     path("workflows/<int:pk>/", views.workflow_detail, name="workflow-detail"),
+    path("workflows/new/", workflow_new, name="workflow-new"),
+    path("workflows/<int:pk>/edit/", workflow_edit, name="workflow-edit"),
+    path("templates/", gallery, name="gallery"),
+    path("templates/<int:pk>/open/", template_open, name="template-open"),
     path("workflows/<int:pk>/run/", views.workflow_run, name="workflow-run"),
     path("workflows/<int:pk>/versions/<int:number>/restore/", views.version_restore, name="version-restore"),
     path("templates/<int:pk>/use/", views.template_use, name="template-use"),

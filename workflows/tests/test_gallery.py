@@ -17,6 +17,7 @@ from workflows.models import Run, RunStatus, Template
     [
         ("single-timeframe-ai", "IBM"),
         ("daily-weekly-charts", "MSFT"),
+        ("three-timeframes", "GOOG"),
         ("intraday-hourly", "AAPL"),
         ("agent-team", "SPY"),
     ],

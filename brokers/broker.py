@@ -150,6 +150,7 @@ class ExecutionEvent:
     price: float
     commission: float = 0.0
     time: datetime | None = None
+    account: str = ""
 
 
 class Broker(Protocol):
@@ -159,8 +160,12 @@ class Broker(Protocol):
         """Send the bracket, or find it already sent under its key (then `reconciled`): never twice."""
         ...
 
+    def find(self, key: str) -> PlacedOrder | None:
+        """The bracket the broker already has under this key (then `reconciled`), or None. Sends nothing."""
+        ...
+
     def cancel(self, key: str) -> None:
-        """Cancel every working leg of the bracket with this key."""
+        """Ask the broker to cancel every working leg of the bracket with this key."""
         ...
 
     def open_orders(self) -> list[OpenOrder]: ...

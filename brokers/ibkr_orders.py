@@ -172,7 +172,9 @@ class _Events:
         order, status = trade.order, trade.orderStatus
         if not order.orderRef:  # not ours: a manual order, another tool's
             return
-        message = _error_text(trade) or (trade.log[-1].message if trade.log and trade.log[-1].errorCode else "")
+        last = trade.log[-1] if trade.log else None
+        fallback = last.message if last and last.errorCode and last.errorCode not in _NOT_REJECTIONS else ""
+        message = _error_text(trade) or fallback
         avg_price = _number(status.avgFillPrice) or None
         args = (order.orderRef, self._leg(trade), status.status, float(status.filled), avg_price, _broker_id(order))
         self.queue.append(StatusEvent(*args, message=message))
@@ -180,7 +182,14 @@ class _Events:
     def _execution(self, trade: Any, fill: Any, commission: float) -> ExecutionEvent:
         e, order = fill.execution, trade.order  # execution.time is IBKR's, Fill.time ib_async's receipt
         return ExecutionEvent(
-            order.orderRef, self._leg(trade), e.execId, float(e.shares), float(e.price), commission, e.time
+            order.orderRef,
+            self._leg(trade),
+            e.execId,
+            float(e.shares),
+            float(e.price),
+            commission,
+            e.time,
+            account=e.acctNumber or order.account or "",
         )
 
     def fill(self, trade: Any, fill: Any) -> None:
@@ -374,7 +383,7 @@ class IbkrBroker:
             contract = self._contract(order.symbol)
             existing = self._find(ib, order.key)
             if existing:
-                return self._reconciled(order.key, existing, account)
+                return self._reconciled(order.key, existing, account, ib)
             prices = (order.entry, order.take_profit, order.stop_loss)
             bracket = ib.bracketOrder(
                 order.side, order.quantity, *prices, orderRef=order.key, tif=order.tif, account=account
@@ -388,6 +397,16 @@ class IbkrBroker:
             return self._placed(ib, order.key, legs, account)
 
         return self._run(place)
+
+    def find(self, key: str) -> PlacedOrder | None:
+        """The bracket IBKR has under this key, or None; nothing is sent."""
+
+        def look(ib: Any) -> PlacedOrder | None:
+            account = self._account(ib, check_mode=False)
+            existing = self._find(ib, key)
+            return self._reconciled(key, existing, account, ib) if existing else None
+
+        return self._run(look)
 
     def _await_ack(self, ib: Any, parent: Any) -> None:
         for _ in range(math.ceil(self.ack_wait_s / self.poll_s) if self.ack_wait_s > 0 else 0):
@@ -409,16 +428,21 @@ class IbkrBroker:
             message = f"IBKR has not acknowledged the bracket within {self.ack_wait_s:g} s (still PendingSubmit)"
         return PlacedOrder(key, status_word(parent), ids, account, message)
 
-    def _reconciled(self, key: str, trades: list[Any], account: str) -> PlacedOrder:
+    def _reconciled(self, key: str, trades: list[Any], account: str, ib: Any) -> PlacedOrder:
         legs = _legs(trades)
         main = legs.get("entry") or next(iter(legs.values()))
         message = f"IBKR already has orders under key {key}: nothing was sent"
         missing = [leg for leg in LEGS if leg not in legs]
+        ids = {leg: _broker_id(t.order) for leg, t in legs.items()}
+        if missing and "entry" in legs and status_word(legs["entry"]) != "filled":
+            # A bracket cut short by a dropped connection: no entry may work without its stop.
+            _cancel_working(ib, trades)
+            message += f"; the bracket is incomplete (missing {', '.join(missing)}), so its legs were cancelled"
+            return PlacedOrder(key, "rejected", ids, main.order.account or account, message, reconciled=True)
         if missing:
             message += f"; legs not found at IBKR: {', '.join(missing)} (check TWS)"
         if _error_text(main):
             message += f"; {_error_text(main)}"
-        ids = {leg: _broker_id(t.order) for leg, t in legs.items()}
         return PlacedOrder(key, status_word(main), ids, main.order.account or account, message, reconciled=True)
 
     def cancel(self, key: str) -> None:

@@ -118,7 +118,7 @@ class Order(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.quantity} {self.symbol} @ {self.entry_price:g} ({self.status})"
+        return f"{self.side} {self.quantity} {self.symbol} @ {float(self.entry_price):g} ({self.status})"
 
     @property
     def is_open(self) -> bool:
@@ -155,7 +155,7 @@ class Fill(models.Model):
         ordering = ["time", "id"]
 
     def __str__(self) -> str:
-        return f"{self.leg} {self.quantity} @ {self.price:g}"
+        return f"{self.leg} {self.quantity} @ {float(self.price):g}"
 
 
 class Position(models.Model):

@@ -32,11 +32,15 @@ from brokers.broker import (
 from brokers.marketdata import NEW_YORK, MarketDataSource, market_source, session_dates
 from brokers.models import ORDER_OPEN, AccountSnapshot, Fill, Order, OrderStatus, Position
 from brokers.paper_fills import PaperCosts, simulate_bracket
+from brokers.services import bracket_of, position_apply_fill
 from workflows.errors import StepError
 
 ACCOUNT = "PAPER"
-# Bars looked at after placement, in calendar days: a paper order lives at most this long.
-HORIZON_DAYS = 366
+NOT_AT_BROKER = (OrderStatus.SUBMITTING, OrderStatus.BLOCKED)
+# Calendar days of bars looked at after placement (exits of an open position included), and within
+# which the entry must be reached: a working paper order past that is cancelled as expired.
+HORIZON_DAYS = 5 * 365
+ENTRY_EXPIRY_DAYS = 366
 
 
 def paper_costs() -> PaperCosts:
@@ -44,19 +48,6 @@ def paper_costs() -> PaperCosts:
         commission_per_share=settings.PAPER_COMMISSION_PER_SHARE,
         commission_min=settings.PAPER_COMMISSION_MIN,
         slippage_bps=settings.PAPER_SLIPPAGE_BPS,
-    )
-
-
-def bracket_of(order: Order) -> BracketOrder:
-    return BracketOrder(
-        key=order.key,
-        symbol=order.symbol,
-        side=order.side,  # type: ignore[arg-type]
-        quantity=order.quantity,
-        entry=float(order.entry_price),
-        take_profit=float(order.take_profit),
-        stop_loss=float(order.stop_loss),
-        tif=order.tif,  # type: ignore[arg-type]
     )
 
 
@@ -98,29 +89,6 @@ def _aware(ts: pd.Timestamp) -> Any:
     return ts.to_pydatetime()
 
 
-def position_apply_fill(*, broker: str, account: str, symbol: str, quantity: int, price: Decimal, commission: Decimal):
-    """Update the position with a fill (`quantity` signed: + buys, - sells); realised P&L after commission."""
-    position, _ = Position.objects.select_for_update().get_or_create(broker=broker, account=account, symbol=symbol)
-    held = position.quantity
-    realized = -commission
-    if held == 0 or (held > 0) == (quantity > 0):
-        total = held + quantity
-        position.avg_cost = (position.avg_cost * abs(held) + price * abs(quantity)) / abs(total)
-        position.quantity = total
-    else:
-        closing = min(abs(quantity), abs(held))
-        realized += (price - position.avg_cost) * closing * (1 if held > 0 else -1)
-        position.quantity = held + quantity
-        if position.quantity == 0:
-            position.avg_cost = Decimal(0)
-        elif (position.quantity > 0) != (held > 0):  # flipped: the rest opens at this price
-            position.avg_cost = price
-    position.realized_pnl += realized
-    position.last_price = price
-    position.save()
-    return position
-
-
 @transaction.atomic
 def paper_order_process(*, order_id: int) -> Order:
     """Fill a working paper order from the bars that arrived since it was placed."""
@@ -131,6 +99,15 @@ def paper_order_process(*, order_id: int) -> Order:
     if daily.empty:
         return order
     result = simulate_bracket(bracket_of(order), daily, lower_bars=minutes, costs=paper_costs())
+    placed = pd.Timestamp(order.placed_after[:10])
+    if result.status == "working" and session_dates(daily.index)[-1] >= placed + pd.Timedelta(days=ENTRY_EXPIRY_DAYS):
+        order.status = OrderStatus.CANCELLED
+        entry = float(order.entry_price)
+        order.reason = f"Expired: the entry {entry:g} was not reached within {ENTRY_EXPIRY_DAYS} days"
+        for leg in ("entry", "take_profit", "stop_loss"):
+            order.legs.setdefault(leg, {})["status"] = "cancelled"
+        order.save()
+        return order
     recorded = set(order.fills.values_list("leg", flat=True))
     for fill in result.fills:
         if fill.leg in recorded:
@@ -187,6 +164,14 @@ class PaperBroker:
         if row.status not in (OrderStatus.SUBMITTING, OrderStatus.BLOCKED):
             return PlacedOrder(key=order.key, status=row.status, broker_ids=ids, account=ACCOUNT, reconciled=True)
         return PlacedOrder(key=order.key, status=OrderStatus.SUBMITTED, broker_ids=ids, account=ACCOUNT)
+
+    def find(self, key: str) -> PlacedOrder | None:
+        # Sending a paper order is writing its row as SUBMITTED: a SUBMITTING row never got that far.
+        row = Order.objects.filter(key=key, broker=self.name).exclude(status__in=NOT_AT_BROKER).first()
+        if row is None:
+            return None
+        ids = {leg: f"paper-{row.id}-{leg}" for leg in ("entry", "take_profit", "stop_loss")}
+        return PlacedOrder(key=key, status=row.status, broker_ids=ids, account=ACCOUNT, reconciled=True)
 
     def cancel(self, key: str) -> None:
         row = Order.objects.filter(key=key, broker=self.name).first()

@@ -105,6 +105,15 @@ def broker_connections() -> list[dict]:
 
         brokers.append(("ibkr", lambda: broker_get("ibkr")))
     for name, make in brokers:
+        if name == "ibkr":
+            from django.core.cache import cache
+
+            from brokers.sync import CONNECTION_KEY
+
+            remembered = cache.get(CONNECTION_KEY)
+            if remembered:  # what the ibkr worker saw at its last sync
+                rows.append({"account": "", "mode": "", "detail": "", **remembered})
+                continue
         try:
             status = make().connection_status()
         except Exception as exc:  # an adapter's failure is shown on the page, never a 500

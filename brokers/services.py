@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers.broker import BracketOrder, Broker, BrokerError, BrokerUnavailable, ExecutionEvent, StatusEvent
-from brokers.models import ORDER_SENT, Fill, Order, OrderStatus, TradingControl
+from brokers.models import ORDER_SENT, Fill, Order, OrderStatus, Position, TradingControl
 from brokers.selectors import open_symbols, realized_today, trading_control
 from workflows.errors import ApplicationError
 
@@ -81,7 +81,7 @@ def trading_gate(
             f"the most is {control.max_open_positions}"
         )
     loss = -realized_today(broker=broker)
-    if control.daily_loss_limit and loss >= control.daily_loss_limit:
+    if loss > 0 and loss >= control.daily_loss_limit:  # a limit of 0: any loss today stops new orders
         reasons.append(f"Today's realised loss {loss:,.2f} has reached the daily limit {control.daily_loss_limit:,.2f}")
     return reasons
 
@@ -105,6 +105,10 @@ def _dec(value: float) -> Decimal:
     return Decimal(str(round(float(value), 6)))
 
 
+def _data_source(name: str) -> str:
+    return settings.MARKET_DATA_SOURCE if name in ("", "default") else name
+
+
 def order_place(
     *,
     request: OrderRequest,
@@ -119,48 +123,41 @@ def order_place(
     """Send a bracket order once per key, behind the trading gate; the Order row says what happened."""
     broker = broker_name(broker)
     mode = broker_mode(broker)
-    bracket = BracketOrder(
-        key=request.key,
-        symbol=request.symbol,
-        side=request.side,  # type: ignore[arg-type]
-        quantity=request.quantity,
-        entry=request.entry,
-        take_profit=request.take_profit,
-        stop_loss=request.stop_loss,
-        tif=request.tif,  # type: ignore[arg-type]
-    )
+    look_only: list[str] = []  # the gate's reasons when a SUBMITTING row may no longer be sent
     with transaction.atomic():
         control = TradingControl.objects.select_for_update().get(id=trading_control().id)
         order = Order.objects.select_for_update().filter(key=request.key).first()
         if order is not None and order.status in ORDER_SENT and order.status != OrderStatus.SUBMITTING:
-            return order  # sent before: a redelivery sends nothing
-        fields: dict[str, Any] = {
-            "run_id": run_id,
-            "step_run_id": step_run_id,
-            "decision_id": decision_id,
-            "owner": owner,
-            "broker": broker,
-            "mode": mode,
-            "symbol": request.symbol,
-            "side": request.side,
-            "quantity": request.quantity,
-            "entry_price": _dec(request.entry),
-            "take_profit": _dec(request.take_profit),
-            "stop_loss": _dec(request.stop_loss),
-            "tif": request.tif,
-            "r_planned": request.r_planned,
-            "placed_after": request.placed_after,
-            "data_source": request.data_source,
-        }
-        if order is None or order.status == OrderStatus.BLOCKED:
-            reasons = trading_gate(
-                control=control,
-                broker=broker,
-                mode=mode,
-                live_allowed=live_allowed,
-                symbol=request.symbol,
-                notional=_dec(bracket.notional),
-            )
+            sent_before = order  # a redelivery sends nothing
+        elif order is not None and order.status == OrderStatus.SUBMITTING:
+            # Left by a crash or a lost connection: what may go is exactly what was first written and
+            # gated, never this request's values; and only if the gate still lets it.
+            sent_before = None
+            look_only = _gate(order, control=control, live_allowed=live_allowed)
+        else:
+            sent_before = None
+            fields: dict[str, Any] = {
+                "run_id": run_id,
+                "step_run_id": step_run_id,
+                "decision_id": decision_id,
+                "owner": owner,
+                "broker": broker,
+                "mode": mode,
+                "symbol": request.symbol,
+                "side": request.side,
+                "quantity": request.quantity,
+                "entry_price": _dec(request.entry),
+                "take_profit": _dec(request.take_profit),
+                "stop_loss": _dec(request.stop_loss),
+                "tif": request.tif,
+                "r_planned": request.r_planned,
+                "placed_after": request.placed_after,
+                "data_source": _data_source(request.data_source),
+                "reason": "",
+            }
+            candidate = Order(key=request.key, **fields)
+            bracket_of(candidate)  # an invalid bracket is refused before anything is written
+            reasons = _gate(candidate, control=control, live_allowed=live_allowed)
             status = OrderStatus.BLOCKED if reasons else OrderStatus.SUBMITTING
             order, _ = Order.objects.update_or_create(
                 key=request.key, defaults={**fields, "status": status, "reason": "; ".join(reasons)}
@@ -168,12 +165,23 @@ def order_place(
             if reasons:
                 logger.warning("order %s blocked: %s", request.key, "; ".join(reasons))
                 return order
-    # Committed as SUBMITTING before anything leaves: a crash from here on is reconciled, not resent.
     client = client or broker_get(broker)
-    if broker != "paper":
-        _preview(order, client, bracket)
+    if sent_before is not None:
+        return _kill_check(sent_before, client)
+    # Committed as SUBMITTING before anything leaves: a crash from here on is reconciled, not resent.
+    bracket = bracket_of(order)
     try:
-        placed = client.place_bracket(bracket)
+        if look_only:
+            placed = client.find(order.key)
+            if placed is None:
+                reason = "; ".join(look_only) + " (it never reached the broker, so it was not sent)"
+                Order.objects.filter(id=order.id).update(status=OrderStatus.BLOCKED, reason=reason)
+                order.refresh_from_db()
+                return order
+        else:
+            if broker != "paper":
+                _preview(order, client, bracket)
+            placed = client.place_bracket(bracket)
     except BrokerUnavailable:
         raise  # the step is retried; the retry reconciles with the broker first
     except BrokerError as exc:
@@ -192,13 +200,59 @@ def order_place(
             order.reason = (note + placed.message).strip()
         order.save()
     if broker == "paper" and order.status == OrderStatus.SUBMITTED:
-        from brokers.paper import paper_order_process
+        order = _paper_process_now_or_later(order)
+    return _kill_check(order, client)
 
-        order = paper_order_process(order_id=order.id)
-    if trading_control().kill_switch and order.status == OrderStatus.SUBMITTED:
-        # The switch went on while this order was being sent: it must not stay working.
+
+def bracket_of(order: Order) -> BracketOrder:
+    return BracketOrder(
+        key=order.key,
+        symbol=order.symbol,
+        side=order.side,  # type: ignore[arg-type]
+        quantity=order.quantity,
+        entry=float(order.entry_price),
+        take_profit=float(order.take_profit),
+        stop_loss=float(order.stop_loss),
+        tif=order.tif,  # type: ignore[arg-type]
+    )
+
+
+def _gate(order: Order, *, control: TradingControl, live_allowed: bool) -> list[str]:
+    reasons = trading_gate(
+        control=control,
+        broker=order.broker,
+        mode=order.mode,
+        live_allowed=live_allowed,
+        symbol=order.symbol,
+        notional=order.quantity * order.entry_price,
+    )
+    if order.broker == "paper" and not order.placed_after:
+        reasons.append("The plan has no last bar (last_date), so the paper broker cannot know which bars fill it")
+    return reasons
+
+
+def _paper_process_now_or_later(order: Order) -> Order:
+    from brokers.paper import paper_order_process
+    from brokers.tasks import process_paper_order_task
+
+    if order.data_source == "ibkr":
+        # IBKR bars come through the one connection of the ibkr worker, never from here.
+        order_id = order.id
+        transaction.on_commit(lambda: process_paper_order_task.apply_async(args=[order_id], queue="ibkr"))
+        return order
+    return paper_order_process(order_id=order.id)
+
+
+def _kill_check(order: Order, client: Broker) -> Order:
+    """An order still working while the kill switch is on is cancelled (it went on while it was sent)."""
+    if not (trading_control().kill_switch and order.status in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED)):
+        return order
+    try:
         order_cancel(order=order, reason="Cancelled by the kill switch", client=client)
-        order.refresh_from_db()
+    except (ApplicationError, BrokerUnavailable) as exc:
+        # The orders sync cancels it later: it cancels every working order while the switch is on.
+        logger.warning("kill switch: order %s not cancelled yet: %s", order.key, exc)
+    order.refresh_from_db()
     return order
 
 
@@ -240,15 +294,19 @@ def order_status_apply(event: StatusEvent) -> Order | None:
     if event.broker_id is not None:
         leg["id"] = event.broker_id
     now = timezone.now()
+    working = (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED)
     if event.leg == "entry":
-        if word == "filled" and order.status in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
+        if event.filled and event.filled > order.filled_quantity:
+            order.filled_quantity = round(event.filled)  # a partly filled entry is a position already
+        if word == "filled" and order.status in (*working, OrderStatus.CANCELLED):
+            # A fill beats a cancel that arrived too late: the position is real.
             order.status, order.filled_at = OrderStatus.FILLED, now
-            order.filled_quantity = int(event.filled or order.quantity)
+            order.filled_quantity = round(event.filled or order.quantity)
             if event.avg_price:
                 order.avg_entry_price = _dec(event.avg_price)
-        elif word == "cancelled" and order.status in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
+        elif word == "cancelled" and order.status in working:
             order.status = OrderStatus.CANCELLED
-        elif word == "rejected" and order.status in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
+        elif word == "rejected" and order.status in working:
             order.status, order.reason = OrderStatus.REJECTED, event.message or order.reason
         elif word == "submitted" and order.status == OrderStatus.SUBMITTING:
             order.status = OrderStatus.SUBMITTED
@@ -256,19 +314,57 @@ def order_status_apply(event: StatusEvent) -> Order | None:
         order.status, order.closed_at, order.exit_reason = OrderStatus.CLOSED, now, event.leg
         if event.avg_price:
             order.avg_exit_price = _dec(event.avg_price)
-            sign = 1 if order.side == "BUY" else -1
-            entry = order.avg_entry_price or order.entry_price
-            gross = (order.avg_exit_price - entry) * order.quantity * sign
-            order.realized_pnl = gross - order.commission
+        _realize(order)
     order.save()
     return order
+
+
+def position_apply_fill(*, broker: str, account: str, symbol: str, quantity: int, price: Decimal, commission: Decimal):
+    """Update the position with a fill (`quantity` signed: + buys, - sells); realised P&L after commission."""
+    position, _ = Position.objects.select_for_update().get_or_create(broker=broker, account=account, symbol=symbol)
+    held = position.quantity
+    realized = -commission
+    if held == 0 or (held > 0) == (quantity > 0):
+        total = held + quantity
+        position.avg_cost = (position.avg_cost * abs(held) + price * abs(quantity)) / abs(total)
+        position.quantity = total
+    else:
+        closing = min(abs(quantity), abs(held))
+        realized += (price - position.avg_cost) * closing * (1 if held > 0 else -1)
+        position.quantity = held + quantity
+        if position.quantity == 0:
+            position.avg_cost = Decimal(0)
+        elif (position.quantity > 0) != (held > 0):  # flipped: the rest opens at this price
+            position.avg_cost = price
+    position.realized_pnl += realized
+    position.last_price = price
+    position.save()
+    return position
+
+
+def _realize(order: Order) -> None:
+    """Realised P&L of a closed order from its fills: price moves on the exited quantity, all commissions off."""
+    if order.status != OrderStatus.CLOSED:
+        return
+    fills = list(order.fills.all())
+    entries = [f for f in fills if f.leg == "entry"]
+    exits = [f for f in fills if f.leg != "entry"]
+    sign = 1 if order.side == "BUY" else -1
+    if entries and exits:
+        entry = sum(f.price * f.quantity for f in entries) / sum(f.quantity for f in entries)
+        exit_qty = sum(f.quantity for f in exits)
+        exit_price = sum(f.price * f.quantity for f in exits) / exit_qty
+        order.avg_exit_price = exit_price
+        order.realized_pnl = sign * (exit_price - entry) * exit_qty - sum(f.commission for f in fills)
+    elif order.avg_exit_price is not None:  # the fills are not in yet: from the status, until they are
+        entry = order.avg_entry_price or order.entry_price
+        quantity = order.filled_quantity or order.quantity
+        order.realized_pnl = sign * (order.avg_exit_price - entry) * quantity - order.commission
 
 
 @transaction.atomic
 def order_execution_apply(event: ExecutionEvent) -> Fill | None:
     """A broker's fill, recorded once (by exec id) with its commission and the position it moves."""
-    from brokers.paper import position_apply_fill
-
     order = Order.objects.select_for_update().filter(key=event.key).first()
     if order is None or Fill.objects.filter(exec_id=event.exec_id).exists():
         return None
@@ -283,11 +379,12 @@ def order_execution_apply(event: ExecutionEvent) -> Fill | None:
         time=event.time or timezone.now(),
     )
     order.commission += fill.commission
-    order.save(update_fields=["commission", "updated_at"])
+    _realize(order)  # an exit's commission report comes after its status: the P&L is settled here
+    order.save(update_fields=["commission", "avg_exit_price", "realized_pnl", "updated_at"])
     buy = (order.side == "BUY") == (event.leg == "entry")
     position_apply_fill(
         broker=order.broker,
-        account=order.account,
+        account=event.account or order.account,
         symbol=order.symbol,
         quantity=quantity if buy else -quantity,
         price=fill.price,
@@ -297,10 +394,13 @@ def order_execution_apply(event: ExecutionEvent) -> Fill | None:
 
 
 def order_cancel(*, order: Order, reason: str = "Cancelled by user", client: Broker | None = None) -> Order:
-    """Cancel a working order at its broker. An entry that already filled keeps its exits (its stop protects it)."""
-    if order.status == OrderStatus.FILLED:
+    """Cancel a working order at its broker. An entry that has filled, even in part, keeps its exits: its
+    stop protects the position. At IBKR the order is cancelled when IBKR says so (its status event), so a
+    fill that beats the cancel is never lost."""
+    if order.status == OrderStatus.FILLED or order.filled_quantity:
         raise ApplicationError(
-            f"The entry of order {order.id} has filled: the position is open and keeps its stop-loss and take-profit"
+            f"The entry of order {order.id} has filled ({order.filled_quantity or order.quantity} shares): the "
+            "position is open and keeps its stop-loss and take-profit"
         )
     if order.status not in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
         raise ApplicationError(f"Order {order.id} is {order.get_status_display().lower()}; nothing to cancel")
@@ -311,18 +411,44 @@ def order_cancel(*, order: Order, reason: str = "Cancelled by user", client: Bro
         order_id = order.id
         transaction.on_commit(lambda: cancel_order_task.apply_async(args=[order_id, reason], queue="ibkr"))
         return order
+    client = client or broker_get(order.broker)
+    nothing_there = False
     try:
-        (client or broker_get(order.broker)).cancel(order.key)
+        client.cancel(order.key)
     except BrokerError as exc:
-        raise ApplicationError(f"The broker could not cancel order {order.id}: {exc}") from exc
+        # A SUBMITTING order the broker never got has nothing to cancel there.
+        nothing_there = order.status == OrderStatus.SUBMITTING and client.find(order.key) is None
+        if not nothing_there:
+            raise ApplicationError(f"The broker could not cancel order {order.id}: {exc}") from exc
     with transaction.atomic():
         order = Order.objects.select_for_update().get(id=order.id)
         if order.status in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
-            order.status, order.reason = OrderStatus.CANCELLED, reason
-            for leg in order.legs.values():
-                leg["status"] = "cancelled"
+            if order.broker == "paper" or nothing_there:
+                order.status, order.reason = OrderStatus.CANCELLED, reason
+                for leg in order.legs.values():
+                    leg["status"] = "cancelled"
+            else:
+                order.reason = f"Cancel requested ({reason}); waiting for the broker to confirm"
             order.save()
+    process = getattr(client, "process_events", None)
+    if order.broker != "paper" and callable(process):
+        process(wait_s=1.0)  # IBKR's Cancelled (or a last fill) arrives as events
+        order.refresh_from_db()
     return order
+
+
+def kill_switch_sweep() -> int:
+    """While the kill switch is on, cancel whatever still works (a cancel that failed, or raced a send)."""
+    if not trading_control().kill_switch:
+        return 0
+    asked = 0
+    for order in Order.objects.filter(status__in=[OrderStatus.SUBMITTING, OrderStatus.SUBMITTED]):
+        try:
+            order_cancel(order=order, reason="Cancelled by the kill switch")
+            asked += 1
+        except (ApplicationError, BrokerUnavailable) as exc:
+            logger.warning("kill switch sweep: order %s: %s", order.key, exc)
+    return asked
 
 
 def kill_switch_set(*, on: bool, user, reason: str = "") -> tuple[TradingControl, list[str]]:

@@ -118,7 +118,8 @@ class PlaceOrderParams(BaseModel):
     broker: Literal["default", "paper", "ibkr"] = Field(
         "default", description="default: the BROKER setting (paper unless set); paper: simulated; ibkr: IBKR"
     )
-    tif: Literal["DAY", "GTC"] = Field("GTC", description="Time in force of the three legs")
+    # GTC only: a DAY bracket's stop would expire at the close and leave an overnight position unprotected.
+    tif: Literal["GTC"] = Field("GTC", description="Time in force of the three legs (good till cancelled)")
 
 
 def _not_sent(ctx: StepContext, reason: str, plan: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +152,7 @@ class PlaceOrder(StepType):
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: PlaceOrderParams) -> dict[str, Any]:
         from brokers.models import OrderStatus
         from brokers.services import OrderRequest, order_place
-        from strategies.risk import RiskLimits, risk_check
+        from strategies.risk import RiskLimits, SizingRules, position_size, risk_check
         from workflows.models import Run
 
         plan = inputs["plan"]
@@ -163,9 +164,27 @@ class PlaceOrder(StepType):
         if isinstance(approval, dict) and not approval.get("approved"):
             by = f" by {approval['by']}" if approval.get("by") else ""
             return _not_sent(ctx, f"the approval was {approval.get('status')}{by}", plan)
+        sizing, equity = plan.get("sizing"), plan.get("equity")
+        if not isinstance(sizing, dict) or not isinstance(equity, int | float):
+            raise StepError("Refusing to place an order that was not sized: connect risk.position_size before it")
         quantity = plan.get("quantity")
         if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
             return _not_sent(ctx, "the position size is 0: " + "; ".join(plan.get("reasons") or []), plan)
+        # An approver may change the quantity, within what the sizing rules allow for this trade.
+        most = position_size(
+            equity=equity,
+            entry=plan.get("entry"),
+            stop=plan.get("stop_loss"),
+            rules=SizingRules(
+                risk_pct=sizing["risk_pct"],
+                max_position_pct=sizing["max_position_pct"],
+                max_notional=sizing["max_notional"],
+            ),
+        ).quantity
+        if quantity > most:
+            return _not_sent(
+                ctx, f"the quantity {quantity} is over the {most} the sizing rules allow for this trade", plan
+            )
         # Checked again here, in code, on exactly what is about to be sent (safety rule 3).
         recheck = risk_check(
             action=plan.get("side"),
@@ -200,7 +219,7 @@ class PlaceOrder(StepType):
             live_allowed=run.workflow.live_trading,
         )
         sent = order.status not in (OrderStatus.BLOCKED, OrderStatus.REJECTED)
-        what = f"{order.side} {order.quantity} {order.symbol} @ {order.entry_price:g}"
+        what = f"{order.side} {order.quantity} {order.symbol} @ {float(order.entry_price):g}"
         if sent:
             ctx.log(f"Order {order.id} ({order.broker}, {order.mode}): {what}, {order.get_status_display()}")
         else:

@@ -8,6 +8,7 @@ their status events; the ibkr worker's sync lets those events in and records the
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 from django.utils import timezone
@@ -20,9 +21,10 @@ logger = logging.getLogger(__name__)
 
 def orders_sync() -> dict[str, int]:
     from brokers.paper import PaperBroker, paper_order_process
+    from brokers.services import kill_switch_sweep
     from brokers.tasks import process_paper_order_task, sync_ibkr_task
 
-    counts = {"paper": 0, "dispatched": 0, "errors": 0}
+    counts = {"paper": 0, "dispatched": 0, "errors": 0, "cancelled": kill_switch_sweep()}
     for order in orders_open(broker="paper").filter(status__in=[OrderStatus.SUBMITTED, OrderStatus.FILLED]):
         if order.data_source == "ibkr":
             process_paper_order_task.apply_async(args=[order.id], queue="ibkr")
@@ -35,11 +37,32 @@ def orders_sync() -> dict[str, int]:
             logger.exception("paper order %s could not be processed", order.id)
             counts["errors"] += 1
     if Order.objects.filter(broker="paper").exists():
-        PaperBroker().snapshot()
+        _paper_snapshot(PaperBroker())
     if orders_open(broker="ibkr").exists():
         sync_ibkr_task.apply_async(queue="ibkr")
         counts["dispatched"] += 1
     return counts
+
+
+# The equity curve gets a point when equity moved, and at least this often otherwise.
+SNAPSHOT_EVERY = timedelta(minutes=15)
+
+
+def _paper_snapshot(broker) -> None:
+    last = AccountSnapshot.objects.filter(broker="paper").order_by("-taken_at", "-id").first()
+    equity = Decimal(str(round(broker.account_summary().equity, 6)))
+    if last is None or last.equity != equity or timezone.now() - last.taken_at >= SNAPSHOT_EVERY:
+        broker.snapshot()
+
+
+# The ibkr worker's last word on its connection, for the pages (the web process never connects).
+CONNECTION_KEY = "ibkr-connection-status"
+
+
+def _remember(**status) -> None:
+    from django.core.cache import cache
+
+    cache.set(CONNECTION_KEY, {**status, "broker": "ibkr", "checked_at": timezone.now()}, timeout=None)
 
 
 def ibkr_sync() -> int:
@@ -55,7 +78,10 @@ def ibkr_sync() -> int:
         summary = broker.account_summary()
     except BrokerUnavailable as exc:
         logger.warning("IBKR sync skipped: %s", exc)
+        _remember(connected=False, detail=str(exc))
         return 0
+    status = broker.connection_status()
+    _remember(connected=status.connected, account=status.account, mode=status.mode, detail=status.detail)
     AccountSnapshot.objects.create(
         broker="ibkr",
         account=summary.account,

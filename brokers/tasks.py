@@ -1,4 +1,10 @@
+import logging
+
 from celery import shared_task
+
+from brokers.broker import BrokerUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="brokers.tasks.sync_orders")
@@ -15,13 +21,25 @@ def process_paper_order_task(order_id: int) -> None:
     paper_order_process(order_id=order_id)
 
 
-@shared_task(name="brokers.tasks.cancel_order")
+# A cancel the kill switch asked for must not be lost to a dropped connection: retried for ~10 minutes
+# (and the orders sync cancels again while the switch is on).
+@shared_task(
+    name="brokers.tasks.cancel_order",
+    autoretry_for=(BrokerUnavailable,),
+    retry_backoff=5,
+    retry_backoff_max=120,
+    max_retries=10,
+)
 def cancel_order_task(order_id: int, reason: str) -> None:
     from brokers.models import Order
     from brokers.services import broker_get, order_cancel
+    from workflows.errors import ApplicationError
 
     order = Order.objects.get(id=order_id)
-    order_cancel(order=order, reason=reason, client=broker_get(order.broker))
+    try:
+        order_cancel(order=order, reason=reason, client=broker_get(order.broker))
+    except ApplicationError as exc:  # filled or cancelled meanwhile: nothing left to cancel
+        logger.info("order %s not cancelled: %s", order.key, exc.message)
 
 
 @shared_task(name="brokers.tasks.sync_ibkr")

@@ -220,7 +220,7 @@ CELERY_BEAT_SCHEDULE = {
     # Paper orders are filled against bars that arrived since; broker order states are synced.
     "sync-orders": {
         "task": "brokers.tasks.sync_orders",
-        "schedule": env.float("ORDERS_SYNC_INTERVAL_S", default=300.0),
+        "schedule": env.float("ORDERS_SYNC_INTERVAL_S", default=60.0),
     },
 }
 

@@ -234,7 +234,10 @@ def test_a_connection_lost_mid_bracket_is_unavailable_and_the_retry_sends_nothin
     again = IbkrBroker().place_bracket(bracket())
     assert len(fake.placed) == 3 and len(fake.gateway.orders) == 2
     assert again.reconciled and set(again.broker_ids) == {"entry", "take_profit"}
-    assert "legs not found at IBKR: stop_loss" in again.message
+    # No entry may work without its stop: the legs that got through are cancelled, nothing is resent.
+    assert again.status == "rejected" and "incomplete (missing stop_loss)" in again.message
+    parent = next(so for so in fake.gateway.orders.values() if not so.order.parentId)
+    assert parent.order.orderId in fake.gateway.cancels  # its child goes with it at IBKR
 
 
 # The mode check
@@ -330,7 +333,7 @@ def test_status_events_and_fills_reach_the_callbacks_outside_ib_async_loop(fake)
         ("stop_loss", "Submitted", 0.0, None),
     ]
     # one event per execution, with the commission of its report
-    assert executions == [ExecutionEvent(KEY, "entry", execution.execId, 10.0, 99.5, 1.25, execution.time)]
+    assert executions == [ExecutionEvent(KEY, "entry", execution.execId, 10.0, 99.5, 1.25, execution.time, "DU1234567")]
 
     # A reconnect re-sends the day's executions (the services keep one Fill per exec_id).
     fake.drop()
@@ -366,7 +369,7 @@ def test_a_fill_whose_commission_report_never_comes_still_arrives(fake, monkeypa
     assert executions == []  # still waiting for its commission
     monkeypatch.setattr(ibkr_orders, "COMMISSION_WAIT_S", 0.0)
     broker.process_events()
-    assert executions == [ExecutionEvent(KEY, "entry", execution.execId, 10.0, 100.0, 0.0, execution.time)]
+    assert executions == [ExecutionEvent(KEY, "entry", execution.execId, 10.0, 100.0, 0.0, execution.time, "DU1234567")]
 
 
 def test_orders_without_an_order_ref_are_ignored(fake):

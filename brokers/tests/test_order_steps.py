@@ -128,6 +128,17 @@ def test_an_approval_can_change_the_quantity_and_a_rejection_sends_nothing(eager
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and Order.objects.get(run=run).quantity == 50
 
+    # Raising it over what the sizing rules allow sends nothing: equity is now 100 098 (the first run made
+    # 50 x (38 - 36) - 2 x 1.00 = 98), 10% of it / 36 = 278.05 -> 278 shares at most.
+    run, _ = start(user, chain(approval=True))
+    approval_decide(approval=Approval.objects.get(run=run), user=user, approve=True, quantity=5000)
+    run.refresh_from_db()
+    out = run.steps.get(node_id="order").outputs["order"]
+    assert (
+        out["sent"] is False
+        and out["reason"] == "the quantity 5000 is over the 278 the sizing rules allow for this trade"
+    )
+
     run, _ = start(user, chain(approval=True))
     approval_decide(approval=Approval.objects.get(run=run), user=user, approve=False)
     run.refresh_from_db()

@@ -69,7 +69,7 @@ def test_paper_bracket_fills_on_the_bundled_bars_as_worked_out_by_hand():
 
 
 def test_processing_again_records_nothing_twice():
-    order = order_place(request=request(take_profit=100.0), broker="paper")  # never reached within the year
+    order = order_place(request=request(take_profit=1000.0), broker="paper")  # never reached
     assert order.status == OrderStatus.FILLED
     paper_order_process(order_id=order.id)
     paper_order_process(order_id=order.id)
@@ -80,7 +80,10 @@ def test_processing_again_records_nothing_twice():
 
 
 def test_an_entry_never_reached_stays_working_and_can_be_cancelled():
-    order = order_place(request=request(entry=20.0, stop_loss=19.0, take_profit=25.0), broker="paper")
+    # AAPL trades near 250 in the last days of its file (to 2024-12-30): a 20 limit is never reached.
+    order = order_place(
+        request=request(entry=20.0, stop_loss=19.0, take_profit=25.0, placed_after="2024-12-20"), broker="paper"
+    )
     assert order.status == OrderStatus.SUBMITTED and not order.fills.exists()
     order = order_cancel(order=order)
     assert order.status == OrderStatus.CANCELLED
@@ -98,8 +101,11 @@ def test_the_same_key_is_sent_once():
 
 
 def test_kill_switch_blocks_new_orders_and_cancels_working_entries(staff_user):
-    working = order_place(request=request(key="w", entry=20.0, stop_loss=19.0, take_profit=25.0), broker="paper")
-    held = order_place(request=request(key="h", take_profit=100.0), broker="paper")
+    working = order_place(
+        request=request(key="w", entry=20.0, stop_loss=19.0, take_profit=25.0, placed_after="2024-12-20"),
+        broker="paper",
+    )
+    held = order_place(request=request(key="h", take_profit=1000.0), broker="paper")
     assert (working.status, held.status) == (OrderStatus.SUBMITTED, OrderStatus.FILLED)
 
     control, problems = kill_switch_set(on=True, user=staff_user, reason="market halt")
@@ -146,7 +152,7 @@ def test_max_notional_and_max_open_positions():
     trading_control_update(user=None, max_notional=Decimal("10000"), max_open_positions=1)
     big = order_place(request=request(key="big"), broker="paper")  # 300 x 36 = 10 800
     assert big.status == OrderStatus.BLOCKED and "worth 10,800.00, over the most one order may be" in big.reason
-    held = order_place(request=request(key="held", quantity=100, take_profit=100.0), broker="paper")
+    held = order_place(request=request(key="held", quantity=100, take_profit=1000.0), broker="paper")
     assert held.status == OrderStatus.FILLED
     other = order_place(request=request(key="msft", symbol="MSFT", quantity=10), broker="paper")
     assert other.status == OrderStatus.BLOCKED and "1 symbols are already held or being entered (AAPL)" in other.reason
@@ -201,3 +207,94 @@ def test_snapshots_record_the_equity_curve():
     order_place(request=request(), broker="paper")
     snapshot = PaperBroker().snapshot()
     assert AccountSnapshot.objects.count() == 1 and snapshot.equity == Decimal("100597")
+
+
+def test_orders_sync_adds_an_equity_point_when_equity_moved_or_every_15_minutes():
+    from brokers import sync
+
+    order_place(request=request(take_profit=1000.0), broker="paper")  # a position stays open
+    sync.orders_sync()
+    sync.orders_sync()
+    assert AccountSnapshot.objects.count() == 1
+    AccountSnapshot.objects.update(equity=Decimal("1"))  # the equity has moved since that point
+    sync.orders_sync()
+    assert AccountSnapshot.objects.count() == 2
+    AccountSnapshot.objects.update(taken_at=timezone.now() - timedelta(minutes=16))
+    sync.orders_sync()
+    assert AccountSnapshot.objects.count() == 3
+
+
+def test_a_paper_entry_not_reached_within_a_year_expires():
+    # AAPL never trades at 20 in 2019-2020: after 366 days of bars the working entry is cancelled.
+    order = order_place(request=request(entry=20.0, stop_loss=19.0, take_profit=25.0), broker="paper")
+    assert order.status == OrderStatus.CANCELLED and order.reason.startswith("Expired: the entry 20 was not reached")
+
+
+def test_a_submitting_order_is_retried_with_its_own_values_and_only_if_the_gate_still_lets_it():
+    client = Recorder()
+    trading_control_update(user=None, trading_enabled=True)
+    # The first attempt wrote the row, then the connection dropped before anything was sent.
+    Order.objects.create(
+        key="k", broker="ibkr", mode="paper", symbol="AAPL", side="BUY", quantity=10,
+        entry_price=36, take_profit=38, stop_loss=35, status=OrderStatus.SUBMITTING,
+    )  # fmt: skip
+    # A later attempt asks for 300 shares: what may go is the 10 first gated, never this request's values.
+    order = order_place(request=request(key="k"), broker="ibkr", client=client)
+    assert [o.quantity for o in client.sent] == [10] and order.quantity == 10
+
+    Order.objects.filter(key="k").update(status=OrderStatus.SUBMITTING)
+    kill_switch_set(on=True, user=None)
+    client.sent.clear()
+    order = order_place(request=request(key="k"), broker="ibkr", client=NeverSent())
+    assert order.status == OrderStatus.BLOCKED and "kill switch is on" in order.reason
+    assert "it never reached the broker, so it was not sent" in order.reason
+
+
+class NeverSent(Recorder):
+    def find(self, key):
+        return None
+
+    def place_bracket(self, order):
+        raise AssertionError("the gate refused it: nothing may be sent")
+
+
+def test_a_fill_that_beats_a_cancel_is_kept_and_partly_filled_entries_cannot_be_cancelled():
+    from brokers.broker import ExecutionEvent, StatusEvent
+    from brokers.services import order_execution_apply, order_status_apply
+
+    trading_control_update(user=None, trading_enabled=True)
+    order = order_place(request=request(), broker="ibkr", client=Recorder())
+    order_status_apply(StatusEvent(key=order.key, leg="entry", status="Submitted", filled=100))
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SUBMITTED and order.filled_quantity == 100
+    with pytest.raises(ApplicationError, match=r"has filled \(100 shares\)"):
+        order_cancel(order=order, client=Recorder())
+
+    Order.objects.filter(id=order.id).update(status=OrderStatus.CANCELLED)  # a cancel went out meanwhile
+    order_status_apply(StatusEvent(key=order.key, leg="entry", status="Filled", filled=300, avg_price=36.0))
+    order_execution_apply(ExecutionEvent(key=order.key, leg="entry", exec_id="e1", quantity=300, price=36.0,
+                                         commission=1.5, account="DU1"))  # fmt: skip
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FILLED
+    # The exit: its status first, its commission report after; the P&L is settled from the fills.
+    order_status_apply(StatusEvent(key=order.key, leg="take_profit", status="Filled", filled=300, avg_price=38.0))
+    order_execution_apply(ExecutionEvent(key=order.key, leg="take_profit", exec_id="e2", quantity=300,
+                                         price=38.0, commission=1.5, account="DU1"))  # fmt: skip
+    order.refresh_from_db()
+    # (38 - 36) * 300 - 1.50 - 1.50 = 597, and one position (account DU1), flat.
+    assert order.status == OrderStatus.CLOSED and order.realized_pnl == Decimal("597")
+    assert list(Position.objects.values_list("account", "quantity")) == [("DU1", 0)]
+
+
+def test_the_kill_switch_sweep_cancels_what_still_works():
+    from brokers.services import kill_switch_sweep
+
+    working = order_place(
+        request=request(key="w", entry=20.0, stop_loss=19.0, take_profit=25.0, placed_after="2024-12-20"),
+        broker="paper",
+    )
+    TradingControl.objects.update(kill_switch=True)  # on, but its first cancels did not get through
+    assert kill_switch_sweep() == 1
+    working.refresh_from_db()
+    assert working.status == OrderStatus.CANCELLED
+    assert kill_switch_sweep() == 0

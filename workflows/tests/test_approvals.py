@@ -9,7 +9,7 @@ from conftest import edge, node
 from workflows import engine, services
 from workflows.approvals import approval_decide, approvals_expire, approvals_pending
 from workflows.errors import ApplicationError
-from workflows.models import Approval, ApprovalStatus, Run, RunStatus, StepStatus
+from workflows.models import Approval, ApprovalStatus, Run, RunStatus, StepRun, StepStatus
 
 
 def _graph(**approval_params) -> dict:
@@ -46,8 +46,10 @@ def test_the_run_waits_then_goes_on_when_approved(eager_engine, user):
 def test_a_redelivered_approval_step_asks_once(eager_engine, user):
     run = _run(user)
     ask = run.steps.get(node_id="ask")
-    # The message arrives again: the step is not queued any more, so nothing happens.
+    # The worker parked the step, but the message is delivered again as if it had died first.
+    StepRun.objects.filter(id=ask.id).update(status=StepStatus.QUEUED)
     engine.step_run_execute(step_run_id=ask.id)
+    assert StepRun.objects.get(id=ask.id).status == StepStatus.WAITING
     assert Approval.objects.filter(run=run).count() == 1
 
 

@@ -61,4 +61,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; h = next((x.strip().lstrip('.') for x in os.environ.get('ALLOWED_HOSTS', '').split(',') if x.strip() not in ('', '*')), 'localhost'); r.urlopen(r.Request('http://127.0.0.1:8000/health/', headers={'Host': h, 'X-Forwarded-Proto': 'https'}), timeout=4)"]
 
-CMD ["gunicorn", "trading_site.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# Threaded workers: a run page's live stream (server-sent events) holds a thread, not a whole worker.
+CMD ["gunicorn", "trading_site.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "16", "--access-logfile", "-"]

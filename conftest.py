@@ -49,6 +49,13 @@ def _no_model_endpoint(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_notification_channels(settings):
+    # Nor real notification channels: a test run must never post to a developer's Discord.
+    settings.NOTIFY_CHANNELS = {}
+    settings.NOTIFY_ALERTS_CHANNEL = ""
+
+
+@pytest.fixture(autouse=True)
 def _fresh_graph_cache():
     # The engine caches parsed graphs by version id. Committed ids are never reused, but a
     # test's rolled-back transaction gives its ids (on SQLite) to the next test.

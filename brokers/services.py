@@ -460,6 +460,13 @@ def kill_switch_set(*, on: bool, user, reason: str = "") -> tuple[TradingControl
         control.kill_switch_at = timezone.now() if on else None
         control.updated_by = user
         control.save()
+        from workflows.alerts import alert_later
+
+        # NOTIFY_ALERTS_CHANNEL hears of it after commit, from a task: a slow channel never delays the switch.
+        alert_later(
+            text=("Kill switch ON: no new orders, working entries cancelled" if on else "Kill switch OFF")
+            + f" (by {user}){': ' + control.kill_switch_reason if control.kill_switch_reason else ''}"
+        )
     problems = []
     if on:
         logger.warning("kill switch turned on by %s: %s", user, reason)

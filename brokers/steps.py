@@ -153,6 +153,7 @@ class PlaceOrder(StepType):
         from brokers.models import OrderStatus
         from brokers.services import OrderRequest, order_place
         from strategies.risk import RiskLimits, SizingRules, position_size, risk_check
+        from strategies.selectors import strategy_of_run
         from workflows.models import Run
 
         plan = inputs["plan"]
@@ -197,6 +198,9 @@ class PlaceOrder(StepType):
         if not recheck.passed:
             raise StepError("Refusing to place an order that fails the risk check: " + "; ".join(recheck.reasons))
         run = Run.objects.select_related("workflow").get(id=ctx.run_id)
+        # Safety rule 1: a strategy's run needs the strategy's live switch; a run on its own, the workflow's.
+        strategy = strategy_of_run(run_id=run.id)
+        live_allowed = strategy.live if strategy is not None else run.workflow.live_trading
         order = order_place(
             request=OrderRequest(
                 key=ctx.idempotency_key,
@@ -216,7 +220,7 @@ class PlaceOrder(StepType):
             run_id=run.id,
             step_run_id=ctx.step_run_id,
             decision_id=plan.get("decision_record_id"),
-            live_allowed=run.workflow.live_trading,
+            live_allowed=live_allowed,
         )
         sent = order.status not in (OrderStatus.BLOCKED, OrderStatus.REJECTED)
         what = f"{order.side} {order.quantity} {order.symbol} @ {float(order.entry_price):g}"

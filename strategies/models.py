@@ -111,3 +111,149 @@ class AgentMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent} #{self.seq}"
+
+
+class Strategy(models.Model):
+    """A workflow (a pinned version, or the latest) run over a list of symbols with its own parameters.
+
+    Parameters resolve as DESIGN §3 says: step params, then these overrides, then the workflow's
+    defaults. `live` is the per-strategy live switch (safety rule 1): a strategy's orders go to a
+    live account only with it on, the global trading switch on and TRADING_MODE=live."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="strategies")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="strategies")
+    version = models.ForeignKey(
+        "workflows.WorkflowVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version to run; empty runs the latest version at each start",
+    )
+    symbols = models.JSONField(default=list, help_text="Symbols, one run each")
+    overrides = models.JSONField(default=dict, blank=True, help_text="Parameters over the workflow's defaults")
+    live = models.BooleanField(default=False, help_text="Per-strategy live switch; off: paper only")
+    ai_cost_budget_usd = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Most USD one run may spend; empty: the workflow's",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name_plural = "strategies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StrategyBatch(models.Model):
+    """Which strategy a batch of runs belongs to (workflows knows batches, not strategies)."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="batches")
+    batch = models.OneToOneField("workflows.Batch", on_delete=models.CASCADE, related_name="strategy_link")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} batch {self.batch_id}"
+
+
+class OverlapPolicy(models.TextChoices):
+    SKIP = "skip", "Skip a tick while a batch of the strategy is unfinished"
+    ALLOW = "allow", "Start a new batch anyway"
+
+
+class StrategySchedule(models.Model):
+    """When a strategy runs by itself: a cron expression read in a time zone (strategies/schedules.py).
+
+    It owns the django-celery-beat PeriodicTask that Celery Beat's DatabaseScheduler fires; the
+    schedule services create, update and delete that row with it."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="schedules")
+    cron = models.CharField(
+        max_length=120, help_text="Five fields: minute hour day-of-month month day-of-week, e.g. 30 9 * * 1-5"
+    )
+    timezone = models.CharField(max_length=64, default="America/New_York", help_text="IANA time zone of the cron")
+    enabled = models.BooleanField(default=True)
+    trading_days_only = models.BooleanField(default=True, help_text="Skip weekends and NYSE holidays (New York date)")
+    trading_hours_only = models.BooleanField(
+        default=False, help_text="Skip ticks outside 09:30-16:00 New York time (13:00 on early-close days)"
+    )
+    overlap = models.CharField(max_length=8, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="strategy_schedule",
+    )
+    last_slot = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Cron time of the last tick handled (one batch per tick)"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["strategy", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} at {self.cron} ({self.timezone})"
+
+
+class TickOutcome(models.TextChoices):
+    STARTED = "started"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class ScheduleTick(models.Model):
+    """What one beat tick of a schedule did: the batch it started, or why it started none."""
+
+    schedule = models.ForeignKey(StrategySchedule, on_delete=models.CASCADE, related_name="ticks")
+    at = models.DateTimeField(help_text="When the tick was handled")
+    slot = models.DateTimeField(null=True, blank=True, help_text="The cron time it belongs to")
+    outcome = models.CharField(max_length=8, choices=TickOutcome.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    batch = models.ForeignKey("workflows.Batch", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["schedule", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} {self.at:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class StrategyNotification(models.Model):
+    """Which notification channels a strategy's runs report to, and on what. Only channel NAMES are
+    stored: their URLs and tokens stay in the environment (NOTIFY_CHANNELS, safety rule 6)."""
+
+    strategy = models.ForeignKey("strategies.Strategy", on_delete=models.CASCADE, related_name="notifications")
+    channel = models.CharField(max_length=64, help_text="Name of a channel configured in NOTIFY_CHANNELS")
+    on_decision = models.BooleanField(
+        default=True, help_text="A run decided BUY or SELL: the decision, its levels and R, and the chart"
+    )
+    include_hold = models.BooleanField(default=False, help_text="With on_decision: report HOLD decisions too")
+    on_order = models.BooleanField(default=True, help_text="A run's order was sent, or blocked by a switch or limit")
+    on_failure = models.BooleanField(default=True, help_text="A run failed")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["strategy", "channel"]
+        constraints = [
+            models.UniqueConstraint(fields=["strategy", "channel"], name="one_notification_per_strategy_channel")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} -> {self.channel}"

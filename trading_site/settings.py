@@ -4,6 +4,7 @@ Defaults are the embedded, no-servers setup of `make run`: SQLite, kombu's files
 a local artifact folder and the bundled market data. Production differs only by values.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -112,7 +113,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "workflow-list"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
@@ -229,6 +230,16 @@ CELERY_BEAT_SCHEDULE = {
 ENGINE_QUEUED_STALE_S = env.int("ENGINE_QUEUED_STALE_S", default=600)
 # Grace added to a step's hard time limit before the sweeper declares its worker dead.
 ENGINE_RUNNING_GRACE_S = env.int("ENGINE_RUNNING_GRACE_S", default=30)
+
+# Live run page (server-sent events, workflows/live.py): seconds between two looks at a run's rows,
+# seconds of quiet before a keep-alive, and how long one stream stays open (the browser resumes).
+LIVE_POLL_INTERVAL_S = env.float("LIVE_POLL_INTERVAL_S", default=0.5)
+LIVE_HEARTBEAT_S = env.float("LIVE_HEARTBEAT_S", default=15.0)
+LIVE_STREAM_MAX_S = env.float("LIVE_STREAM_MAX_S", default=600.0)
+# Task queue page: seconds to wait for workers to answer (+1 s on the filesystem broker), and
+# Flower's address for its link (empty: no link).
+QUEUE_INSPECT_TIMEOUT_S = env.float("QUEUE_INSPECT_TIMEOUT_S", default=1.0)
+FLOWER_URL = env.str("FLOWER_URL", default="")
 # Extra modules declaring step types (plugins; the test suite's own test step types).
 EXTRA_STEP_MODULES = env.list("EXTRA_STEP_MODULES", default=[])
 
@@ -254,6 +265,9 @@ MARKET_DATA_SOURCE = env.str("MARKET_DATA_SOURCE", default="bundled")
 # Largest CSV of bars a user may upload, in megabytes.
 MARKET_UPLOAD_MAX_MB = env.int("MARKET_UPLOAD_MAX_MB", default=20)
 MARKET_DATA_DIR = Path(env.str("MARKET_DATA_DIR", default=str(BASE_DIR / "brokers" / "data" / "market")))
+# Strategy schedules' trading-day check knows the NYSE holidays by rule (strategies/trading_calendar.py);
+# days the exchange closes beyond the rules (a national day of mourning, say), as YYYY-MM-DD, comma separated.
+MARKET_EXTRA_HOLIDAYS = env.list("MARKET_EXTRA_HOLIDAYS", default=[])
 
 # Interactive Brokers (used from the market-data and broker issues on).
 IBKR_HOST = env.str("IBKR_HOST", default="127.0.0.1")
@@ -309,6 +323,31 @@ LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1500)
 # A model without a price is recorded at cost 0 and says so in the step log.
 LLM_PRICES = env.json("LLM_PRICES", default={})
 
+# Notifications (workflows/notify.py, docs/notifications.md). Channels by name, as JSON:
+# {"desk": {"kind": "discord", "url_file": "/run/secrets/desk"}, ...}; kinds discord, slack,
+# telegram (token or token_file, chat_id), webhook. The whole JSON may also be a file
+# (NOTIFY_CHANNELS_FILE). URLs and tokens never reach the database, logs, outputs or pages:
+# steps and strategies hold channel names only.
+try:
+    NOTIFY_CHANNELS = json.loads(secret("NOTIFY_CHANNELS", default="") or "{}")
+except json.JSONDecodeError as exc:
+    # Position only: the text holds the channels' URLs.
+    raise environ.ImproperlyConfigured(
+        f"NOTIFY_CHANNELS is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    ) from None
+# Channel that hears of every failed run and every kill-switch change; empty: none.
+NOTIFY_ALERTS_CHANNEL = env.str("NOTIFY_ALERTS_CHANNEL", default="")
+# Seconds per HTTP request to a channel (one retry on a timeout, 429 or 5xx).
+NOTIFY_TIMEOUT_S = env.float("NOTIFY_TIMEOUT_S", default=10.0)
+# This site's public address (https://trading.example.com), for links in notifications (the run,
+# and the chart for Slack, which takes no image upload). Empty: messages carry no links.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
+# Wiring, not configuration: what is called (with run_id=) when a run succeeds or fails, in a
+# Celery task after commit. workflows imports no domain app, so the strategies' hook is named here.
+RUN_FINISHED_HOOKS = ["strategies.notifications.notify_run_finished"]
+# Task modules outside an app's tasks.py: the alert tasks (failed runs, kill switch).
+CELERY_IMPORTS = ["workflows.alerts"]
+
 # Cache (IBKR bars): Redis when REDIS_URL is set, else a folder.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
@@ -323,5 +362,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # urllib3 logs each request's path at DEBUG: webhook URLs and bot tokens are in paths
+        # (rule 6), so it stays at INFO whatever LOG_LEVEL is.
+        "urllib3": {"level": "INFO"},
+    },
 }

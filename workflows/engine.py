@@ -25,9 +25,11 @@ from django.db.models import F
 from django.utils import timezone
 from pydantic import ValidationError
 
+from workflows.alerts import run_finished_later
 from workflows.errors import ApplicationError, RunStateError, StepCancelled, StepError, StepParked
 from workflows.graph import Graph, GraphSpec, graph_check, run_context
 from workflows.models import (
+    Batch,
     Run,
     RunStatus,
     StepRun,
@@ -122,6 +124,7 @@ def _create_run(
     overrides: dict[str, Any],
     trigger: str,
     rerun_of: Run | None = None,
+    batch: Batch | None = None,
 ) -> tuple[Run, Graph, dict[str, StepRun]]:
     symbol = (symbol or "").strip().upper()
     if not SYMBOL.match(symbol):
@@ -143,6 +146,7 @@ def _create_run(
         trigger=trigger,
         rerun_of=rerun_of,
         origin=(rerun_of.origin or rerun_of) if rerun_of else None,
+        batch=batch,
     )
     steps = {}
     for node_id in graph.order():
@@ -175,6 +179,56 @@ def run_start(
     return run
 
 
+MAX_BATCH_SYMBOLS = 500
+
+
+@transaction.atomic
+def batch_start(
+    *,
+    workflow: Workflow,
+    user,
+    symbols: list[str],
+    version: WorkflowVersion | None = None,
+    overrides: dict[str, Any] | None = None,
+    trigger: str = Trigger.MANUAL,
+    label: str = "",
+) -> Batch:
+    """One run per symbol of the same version, dispatched together. All or nothing: a bad symbol or
+    parameter refuses the whole batch before anything is written or sent."""
+    cleaned = list(dict.fromkeys((s or "").strip().upper() for s in symbols))
+    if not cleaned or cleaned == [""]:
+        raise ApplicationError("A batch needs at least one symbol")
+    if len(cleaned) > MAX_BATCH_SYMBOLS:
+        raise ApplicationError(f"A batch may have at most {MAX_BATCH_SYMBOLS} symbols, not {len(cleaned)}")
+    bad = [s for s in cleaned if not SYMBOL.match(s)]
+    if bad:
+        raise ApplicationError(f"Not valid symbols: {', '.join(repr(s) for s in bad[:10])}")
+    version = version or latest_version(workflow)
+    if version.workflow_id != workflow.id:
+        raise ApplicationError(f"Version {version.number} does not belong to this workflow")
+    batch = Batch.objects.create(
+        workflow=workflow,
+        version=version,
+        created_by=user,
+        trigger=trigger,
+        label=label[:200],
+        symbols=cleaned,
+        overrides=overrides or {},
+    )
+    for symbol in cleaned:
+        run, _, _ = _create_run(
+            workflow=workflow,
+            version=version,
+            user=user,
+            symbol=symbol,
+            overrides=overrides or {},
+            trigger=trigger,
+            batch=batch,
+        )
+        _advance(run.id)
+    return batch
+
+
 @transaction.atomic
 def run_advance(*, run_id: int) -> None:
     """Move the run forward: dispatch steps whose upstream all succeeded, or finish the run."""
@@ -204,12 +258,14 @@ def _advance(run_id: int) -> None:
         run.status, run.finished_at = RunStatus.FAILED, now
         run.error = f"Step {names} failed: {failed[0].error}"
         run.save(update_fields=["status", "finished_at", "error"])
+        run_finished_later(run_id=run.id)  # alerts, after commit, in a task: never blocks or fails the run
         return
 
     if all(s.status == StepStatus.SUCCEEDED for s in steps.values()):
         run.status, run.finished_at = RunStatus.SUCCEEDED, now
         run.started_at = run.started_at or now
         run.save(update_fields=["status", "finished_at", "started_at"])
+        run_finished_later(run_id=run.id)
         return
 
     ready = [
@@ -235,6 +291,7 @@ def _advance(run_id: int) -> None:
         run.status, run.finished_at = RunStatus.FAILED, now
         run.error = f"Run stopped with steps that cannot start: {stuck}"
         run.save(update_fields=["status", "finished_at", "error"])
+        run_finished_later(run_id=run.id)
 
 
 def _inputs(step: StepRun, graph: Graph) -> dict[str, Any]:

@@ -85,8 +85,29 @@ class Trigger(models.TextChoices):
     RERUN = "rerun"
 
 
+class Batch(models.Model):
+    """One version run over several symbols at once (DESIGN §5 fan-out): a strategy run, say."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="batches")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="batches")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    label = models.CharField(max_length=200, blank=True, help_text="What started it, e.g. the strategy's name")
+    symbols = models.JSONField(default=list)
+    overrides = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} {self.label or self.workflow} ({len(self.symbols)} symbols)"
+
+
 class Run(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    batch = models.ForeignKey(Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
     version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="runs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     symbol = models.CharField(max_length=32)
@@ -225,3 +246,30 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"Approval {self.pk} for run {self.run_id} ({self.status})"
+
+
+class NotificationStatus(models.TextChoices):
+    SENDING = "sending"  # claimed; a worker is sending it (or died doing so)
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class NotificationLog(models.Model):
+    """One notification, under a key (the step's idempotency key, or the event's), so a redelivery
+    never sends it twice. Holds the channel's name only, never its URL or token (safety rule 6)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    channel = models.CharField(max_length=64, help_text="Name of a channel of NOTIFY_CHANNELS")
+    status = models.CharField(max_length=16, choices=NotificationStatus.choices, db_index=True)
+    error = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True, help_text="What was sent: text, image, channel kind")
+    attempts = models.PositiveIntegerField(default=0)
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.key} to {self.channel} ({self.status})"

@@ -1,10 +1,13 @@
 from django.urls import path
 
+from strategies import views as strategy_views
 from workflows import approval_views, artifact_views, views
 from workflows.editor_views import gallery, template_open, workflow_edit, workflow_new
+from workflows.monitor_views import run_events
+from workflows.queue_views import queue_list, queue_step_retry, queue_task_cancel
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", strategy_views.dashboard, name="home"),
     path("workflows/", views.workflow_list, name="workflow-list"),
     path("workflows/<int:pk>/", views.workflow_detail, name="workflow-detail"),
     path("workflows/new/", workflow_new, name="workflow-new"),
@@ -19,6 +22,10 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
     path("runs/<int:pk>/artifacts/<path:key>", artifact_views.run_artifact, name="run-artifact"),
+    path("runs/<int:pk>/events/", run_events, name="run-events"),
+    path("queues/", queue_list, name="queue-list"),
+    path("queues/cancel/", queue_task_cancel, name="queue-task-cancel"),
+    path("queues/retry/", queue_step_retry, name="queue-step-retry"),
     path("approvals/", approval_views.approval_list, name="approval-list"),
     path("approvals/<int:pk>/approve/", approval_views.approval_approve, name="approval-approve"),
     path("approvals/<int:pk>/reject/", approval_views.approval_reject, name="approval-reject"),

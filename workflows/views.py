@@ -6,7 +6,6 @@ is shown on the page it came from, with HTTP 400, never a 500.
 """
 
 import json
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,14 +18,29 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from workflows import engine, services
+from workflows.api.serializers import RunFilterSerializer
 from workflows.errors import ApplicationError
 from workflows.models import Run, RunStatus, StepStatus, Template, Trigger, Workflow
 from workflows.registry import registry
+from workflows.run_filters import PARAMS as RUN_FILTERS
+from workflows.run_filters import runs_filter
 from workflows.selectors import run_steps, runs_visible, workflows_visible
 
 RUNS_PER_PAGE = 50
+RUN_FILTER_LABELS = {
+    "workflow": "Workflow",
+    "strategy": "Strategy",
+    "symbol": "Symbol",
+    "status": "Status",
+    "trigger": "Trigger",
+    "date_from": "From",
+    "date_to": "To",
+    "created_after": "Created after",
+    "created_before": "Created before",
+}
 RECENT_RUNS = 10
-# Seconds between reloads of an unfinished run's page (live updates replace this later).
+# Seconds between reloads of an unfinished run's page where live updates (server-sent events,
+# workflows/live.py) cannot run: no EventSource in the browser, or no JavaScript.
 RUN_REFRESH_S = 2
 
 
@@ -45,11 +59,6 @@ def _param_text(value: Any) -> str:
 
 
 # Workflows
-
-
-@require_safe
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("workflow-list")
 
 
 def _workflow_list_response(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpResponse:
@@ -168,22 +177,25 @@ def version_restore(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 @require_safe
 def run_list(request: HttpRequest) -> HttpResponse:
-    runs = runs_visible(user=request.user)
-    filters: dict[str, str] = {}
-
-    status = request.GET.get("status", "")
-    if status in RunStatus.values:
-        runs, filters["status"] = runs.filter(status=status), status
-    symbol = request.GET.get("symbol", "").strip().upper()
-    if symbol:
-        runs, filters["symbol"] = runs.filter(symbol=symbol), symbol
-    workflow = request.GET.get("workflow", "")
-    if re.fullmatch(r"[0-9]{1,18}", workflow):  # ASCII digits that fit a database integer
-        # runs_visible already limits this to the user's workflows.
-        runs, filters["workflow"] = runs.filter(workflow_id=int(workflow)), workflow
-    trigger = request.GET.get("trigger", "")
-    if trigger in Trigger.values:
-        runs, filters["trigger"] = runs.filter(trigger=trigger), trigger
+    # What the user asked for, shown again in the form and kept by the page links.
+    filters = {name: value for name in RUN_FILTERS if (value := request.GET.get(name, "").strip())}
+    if "symbol" in filters:
+        filters["symbol"] = filters["symbol"].upper()
+    # A value that is not valid (status "nope", date "abc") is named in the page's error and
+    # left out; the other filters still apply.
+    errors: dict[str, list] = {}
+    checked = RunFilterSerializer(data=filters)
+    while not checked.is_valid():
+        errors |= checked.errors
+        usable = {name: value for name, value in filters.items() if name not in checked.errors}
+        filters = usable if usable != filters else {}  # {} is always valid: the loop ends
+        checked = RunFilterSerializer(data=filters)
+    # runs_visible first, so a workflow filter never reaches past the user's own workflows.
+    runs = runs_filter(runs=runs_visible(user=request.user), filters=checked.validated_data)
+    error = " ".join(
+        f"{RUN_FILTER_LABELS.get(name, name)} filter ignored: {' '.join(str(p) for p in problems)}"
+        for name, problems in errors.items()
+    )
 
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
@@ -192,9 +204,16 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "runs": page.object_list,
         "filters": filters,
         "filter_query": urlencode(filters),
+        "error": error,
         "statuses": RunStatus.choices,
         "triggers": Trigger.choices,
         "workflows": workflows_visible(user=request.user).order_by("name").values_list("id", "name"),
+        # Strategies that have runs, through their batches' link (workflows imports no domain app).
+        "strategies": runs_visible(user=request.user)
+        .exclude(batch__strategy_link=None)
+        .order_by("batch__strategy_link__strategy__name")
+        .values_list("batch__strategy_link__strategy_id", "batch__strategy_link__strategy__name")
+        .distinct(),
     }
     return render(request, "workflows/run_list.html", context)
 

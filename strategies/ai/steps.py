@@ -108,22 +108,27 @@ def _prompt(key: str, version: int | None, kind: str) -> PromptTemplate:
 
 
 def _budget(ctx: StepContext, *, tokens: int = 0, cost: float = 0.0, after: bool = False) -> None:
-    """Stop the run (an error, so no order) when this call would take it over its workflow's AI budget."""
+    """Stop the run (an error, so no order) when this call would take it over its AI budget: the
+    workflow's, or in USD its strategy's when the run is part of a strategy that sets one."""
+    from strategies.selectors import strategy_of_run
+
     workflow = Run.objects.select_related("workflow").get(id=ctx.run_id).workflow
+    strategy = strategy_of_run(run_id=ctx.run_id)
+    cost_budget, owner = workflow.ai_cost_budget_usd, "workflow"
+    if strategy is not None and strategy.ai_cost_budget_usd is not None:
+        cost_budget, owner = strategy.ai_cost_budget_usd, f'strategy "{strategy.name}"'
     spent_tokens, spent_cost = ai_spent(run_id=ctx.run_id)
     over_tokens = spent_tokens + tokens > workflow.ai_token_budget
-    over_cost = spent_cost + Decimal(str(cost)) > workflow.ai_cost_budget_usd
+    over_cost = spent_cost + Decimal(str(cost)) > cost_budget
     if not (over_tokens or over_cost):
         return
-    limit = (f"{workflow.ai_token_budget:,} tokens" if over_tokens else f"{workflow.ai_cost_budget_usd} USD").replace(
-        ",", " "
-    )
+    limit = (f"{workflow.ai_token_budget:,} tokens" if over_tokens else f"{cost_budget} USD").replace(",", " ")
     used = f"{spent_tokens:,} tokens, {spent_cost:.4f} USD".replace(",", " ")
     if after:
         raise StepError(f"This run went over its AI budget of {limit} ({used} used); its result is not used")
     raise StepError(
         f"This run would go over its AI budget of {limit} ({used} used, this call may need up to {tokens} tokens); "
-        "the model was not asked. Raise the budget on the workflow to go on."
+        f"the model was not asked. Raise the budget on the {'workflow' if over_tokens else owner} to go on."
     )
 
 

@@ -159,6 +159,16 @@ class RunFilterSerializer(serializers.Serializer):
     symbol = serializers.CharField(required=False, max_length=32)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
+    date_from = serializers.DateField(required=False, help_text="Created on or after this day (site time zone)")
+    date_to = serializers.DateField(required=False, help_text="Created on or before this day (included)")
+    strategy = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="Runs of this strategy's batches"
+    )
+
+    def validate(self, data):
+        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
+            raise serializers.ValidationError({"date_to": "The end date is before the start date."})
+        return data
 
 
 class TemplateSerializer(serializers.ModelSerializer):

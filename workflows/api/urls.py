@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from workflows.api import views
+from workflows.queue_views import QueueOverviewView
 
 router = SimpleRouter(use_regex_path=False)
 router.register("workflows", views.WorkflowViewSet, basename="api-workflow")
@@ -26,6 +27,7 @@ urlpatterns = [
     path("approvals/<int:pk>/approve/", views.ApprovalApproveView.as_view(), name="api-approval-approve"),
     path("approvals/<int:pk>/reject/", views.ApprovalRejectView.as_view(), name="api-approval-reject"),
     path("templates/", views.TemplateListView.as_view(), name="api-templates"),
+    path("queues/", QueueOverviewView.as_view(), name="api-queues"),
     path("templates/<slug:slug>/use/", views.TemplateUseView.as_view(), name="api-template-use"),
     *router.urls,
 ]

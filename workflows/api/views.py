@@ -16,6 +16,7 @@ from workflows.errors import ApplicationError
 from workflows.graph import validate_graph
 from workflows.models import ApprovalStatus, Template
 from workflows.registry import registry
+from workflows.run_filters import runs_filter
 
 
 class StepTypeListView(APIView):
@@ -147,18 +148,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             return qs.prefetch_related("steps__reused_from")
         if self.action != "list":
             return qs
-        filters = _valid(s.RunFilterSerializer, self.request.query_params)
-        lookups = {
-            "workflow": "workflow_id",
-            "status": "status",
-            "trigger": "trigger",
-            "symbol": "symbol",
-            "created_after": "created_at__gte",
-            "created_before": "created_at__lt",
-        }
-        if "symbol" in filters:
-            filters["symbol"] = filters["symbol"].upper()
-        return qs.filter(**{lookups[k]: v for k, v in filters.items()})
+        return runs_filter(runs=qs, filters=_valid(s.RunFilterSerializer, self.request.query_params))
 
     @extend_schema(parameters=[s.RunFilterSerializer])
     def list(self, request, *args, **kwargs):

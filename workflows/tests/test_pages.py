@@ -59,11 +59,12 @@ def page_urls(workflow: Workflow, run: Run) -> list[str]:
 OBJECT_PAGES = ("workflow-detail", "run-detail")
 
 
-def test_home_redirects_to_workflow_list(client, owner):
+def test_home_is_the_dashboard(client, owner):
+    # The dashboard (strategies/views.py, tested in strategies/tests/test_strategy_pages.py) replaced the redirect.
     client.force_login(owner)
     response = client.get("/")
-    assert response.status_code == 302
-    assert response["Location"] == reverse("workflow-list")
+    assert response.status_code == 200
+    assert "<h1>Dashboard</h1>" in response.content.decode()
 
 
 def test_owner_sees_every_page(client, owner, workflow, run):
@@ -120,7 +121,7 @@ def test_login_page_renders_and_logs_in(client, owner):
     assert 'name="password"' in response.content.decode()
     response = client.post(reverse("login"), {"username": "pages-owner", "password": "pw-owner-123"})
     assert response.status_code == 302
-    assert response["Location"] == reverse("workflow-list")
+    assert response["Location"] == reverse("home")  # the dashboard
 
 
 def test_nav_shows_admin_to_staff_only(client, owner, staff):

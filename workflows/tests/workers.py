@@ -1,5 +1,6 @@
 """Real Celery worker processes for tests and benchmarks, against the current database."""
 
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,10 @@ class Workers:
             # The model endpoint of this test (a local fake server), or none: never a .env's real one.
             "LLM_BASE_URL": settings.LLM_BASE_URL,
             "LLM_API_KEYS": ",".join(settings.LLM_API_KEYS),
+            # Likewise the notification channels: the test's (a local receiver), never a .env's.
+            "NOTIFY_CHANNELS": json.dumps(settings.NOTIFY_CHANNELS),
+            "NOTIFY_CHANNELS_FILE": "",
+            "NOTIFY_ALERTS_CHANNEL": settings.NOTIFY_ALERTS_CHANNEL,
         }
         if settings.CELERY_BROKER_URL.startswith("filesystem://"):
             env["CELERY_FILESYSTEM_BROKER_DIR"] = str(

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from strategies.services import prompts_seed
+from strategies.services import prompts_seed, strategy_demo_ensure
 from workflows.models import Template
 from workflows.services import template_use
 
@@ -12,7 +12,7 @@ from workflows.services import template_use
 class Command(BaseCommand):
     help = (
         "Prepare a local installation: load the template gallery, create an admin account "
-        "(its password is printed once, the first time) and a demo workflow. Safe to run again."
+        "(its password is printed once, the first time), demo workflows and a demo strategy. Safe to run again."
     )
 
     def add_arguments(self, parser):
@@ -34,3 +34,6 @@ class Command(BaseCommand):
             for template in Template.objects.all():
                 workflow = template_use(template=template, owner=admin, name=f"Demo: {template.name}")
                 self.stdout.write(f"demo workflow {workflow.name!r}")
+        strategy = strategy_demo_ensure(owner=admin)
+        if strategy is not None:
+            self.stdout.write(f"demo strategy {strategy.name!r} (its schedule is off)")

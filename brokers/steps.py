@@ -200,6 +200,8 @@ class PlaceOrder(StepType):
         run = Run.objects.select_related("workflow").get(id=ctx.run_id)
         # Safety rule 1: a strategy's run needs the strategy's live switch; a run on its own, the workflow's.
         strategy = strategy_of_run(run_id=run.id)
+        if strategy is not None and not strategy.enabled:
+            return _not_sent(ctx, f'the strategy "{strategy.name}" is disabled', plan)
         live_allowed = strategy.live if strategy is not None else run.workflow.live_trading
         order = order_place(
             request=OrderRequest(

@@ -134,9 +134,12 @@ def _date(value: str | date, name: str) -> date:
     if isinstance(value, date):
         return value
     try:
-        return date.fromisoformat(value.strip())
+        parsed = date.fromisoformat(value.strip())
     except ValueError:
         raise ApplicationError(f'{name} must be a date as YYYY-MM-DD, not "{value}"') from None
+    if not date(1970, 1, 1) <= parsed <= date(2999, 12, 31):
+        raise ApplicationError(f"{name} must be a date from 1970-01-01 to 2999-12-31, not {parsed}")
+    return parsed
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from celery.schedules import crontab
+from celery.schedules import ParseException, crontab
 from django.db import transaction
 from django.utils import timezone as dj_timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -100,7 +100,7 @@ def cron_errors(text: str) -> list[str]:
     for (name, allowed), value in zip(FIELDS, parts, strict=True):
         try:
             crontab(**{name: value})
-        except (ValueError, KeyError, IndexError, TypeError):  # what celery's parser raises for bad text
+        except (ValueError, KeyError, IndexError, TypeError, ParseException):  # what celery's parser raises
             errors.append(
                 f'The {FIELD_LABELS[name]} field "{value}" is not valid: use {allowed}, "*", ranges (a-b), lists (a,b) '
                 "and steps (*/n)"
@@ -108,7 +108,7 @@ def cron_errors(text: str) -> list[str]:
     if not errors:
         try:
             crontab(**dict(zip((name for name, _ in FIELDS), parts, strict=True)))
-        except ValueError as exc:  # a day that no month of it has, say
+        except (ValueError, ParseException) as exc:  # a day that no month of it has, say
             errors.append(f'"{" ".join(parts)}" never runs: {exc}')
     return errors
 
@@ -435,6 +435,10 @@ def _record(schedule: StrategySchedule, *, now, slot, outcome: str, reason: str 
     return tick
 
 
+# A tick delivered later than this after its cron time starts nothing.
+LATE_AFTER = timedelta(minutes=10)
+
+
 @transaction.atomic
 def schedule_tick(*, schedule_id: int, now: datetime | None = None) -> ScheduleTick | None:
     """Handle one beat tick of a schedule: start the strategy's batch, or record why not.
@@ -461,6 +465,14 @@ def schedule_tick(*, schedule_id: int, now: datetime | None = None) -> ScheduleT
             return _record(schedule, now=now, slot=slot, outcome=TickOutcome.SKIPPED, reason=reason)
         schedule.last_slot = slot
         schedule.save(update_fields=["last_slot"])
+    if slot is not None and now - slot > LATE_AFTER:
+        # Delivered long after its time (workers were down, a backlog): a trade decided now on an old
+        # tick's behalf would be at the wrong time.
+        reason = f"The {slot:%Y-%m-%d %H:%M %Z} tick arrived {(now - slot).total_seconds() / 60:.0f} minutes late"
+        return _record(schedule, now=now, slot=slot, outcome=TickOutcome.SKIPPED, reason=reason)
+    # The overlap policy is per strategy: its row is locked too, so two schedules (or a tick and a
+    # manual run) of one strategy cannot both find no batch running.
+    Strategy.objects.select_for_update().filter(id=schedule.strategy_id).first()
     reason = _skip_reason(schedule, now)
     if reason:
         return _record(schedule, now=now, slot=slot, outcome=TickOutcome.SKIPPED, reason=reason)

@@ -38,8 +38,11 @@ def ai_records_of_step(*, step_run_id: int) -> QuerySet[AiRecord]:
 def strategy_of_run(*, run_id: int):
     """The strategy whose batch the run belongs to, or None for a run started on its own."""
     from strategies.models import Strategy
+    from workflows.models import Run
 
-    return Strategy.objects.filter(batches__batch__runs__id=run_id).first()
+    # A rerun is not in the batch; its chain's first run is, and the strategy's rules still apply.
+    origin = Run.objects.filter(id=run_id).values_list("origin_id", flat=True).first()
+    return Strategy.objects.filter(batches__batch__runs__id=origin or run_id).first()
 
 
 # Strategies, their batches and schedules. One visibility rule: owners see theirs, staff see all.

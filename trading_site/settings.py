@@ -232,10 +232,11 @@ ENGINE_QUEUED_STALE_S = env.int("ENGINE_QUEUED_STALE_S", default=600)
 ENGINE_RUNNING_GRACE_S = env.int("ENGINE_RUNNING_GRACE_S", default=30)
 
 # Live run page (server-sent events, workflows/live.py): seconds between two looks at a run's rows,
-# seconds of quiet before a keep-alive, and how long one stream stays open (the browser resumes).
+# seconds of quiet before a keep-alive, and how long one stream stays open (the browser resumes;
+# an open stream holds a web thread and a database connection).
 LIVE_POLL_INTERVAL_S = env.float("LIVE_POLL_INTERVAL_S", default=0.5)
 LIVE_HEARTBEAT_S = env.float("LIVE_HEARTBEAT_S", default=15.0)
-LIVE_STREAM_MAX_S = env.float("LIVE_STREAM_MAX_S", default=600.0)
+LIVE_STREAM_MAX_S = env.float("LIVE_STREAM_MAX_S", default=120.0)
 # Task queue page: seconds to wait for workers to answer (+1 s on the filesystem broker), and
 # Flower's address for its link (empty: no link).
 QUEUE_INSPECT_TIMEOUT_S = env.float("QUEUE_INSPECT_TIMEOUT_S", default=1.0)

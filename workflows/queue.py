@@ -399,6 +399,16 @@ class CancelResult:
     revoke_error: str = ""
 
 
+def _is_active_task_of(task_id: str, step_run_id: int) -> bool:
+    """Whether the workers say `task_id` is running that very step, off the queues never terminated:
+    the form's two fields are checked against each other before a process is killed."""
+    try:
+        tasks = _tasks({"active": _inspect("active", inspect_timeout_s())})
+    except Exception:  # cannot tell: do not kill
+        return False
+    return any(t.id == task_id and t.step_run_id == step_run_id and t.queue not in NO_TERMINATE_QUEUES for t in tasks)
+
+
 def task_cancel(*, task_id: str, step_run_id: int, state: str) -> CancelResult:
     """Cancel the run a task belongs to (engine.run_cancel: the database says so first), then
     revoke the task; an active one is terminated, and its step, which the killed execution can
@@ -418,7 +428,7 @@ def task_cancel(*, task_id: str, step_run_id: int, state: str) -> CancelResult:
         queue = _graph(run.version.graph).queue(step.node_id)
     except Exception:
         queue = ""
-    terminate = state == "active" and queue not in NO_TERMINATE_QUEUES
+    terminate = state == "active" and queue not in NO_TERMINATE_QUEUES and _is_active_task_of(task_id, step_run_id)
     result = CancelResult(run=run, run_cancelled=run_cancelled, revoked=False, terminated=False)
     try:
         with _connection() as conn:

@@ -379,3 +379,11 @@ def test_the_page_with_nothing_selected_shows_all_own_runs(client, user, fixture
     assert 'data-figure="runs">6<' in html
     assert "Two timeframes" in html and "Momentum" in html and "decide v1" in html  # the selector's choices
     assert "Bob&#x27;s" not in html and "Bob's" not in html
+
+
+def test_dates_out_of_range_are_a_clear_error(user):
+    from strategies.analytics import date_range
+    from workflows.errors import ApplicationError
+
+    with pytest.raises(ApplicationError, match="to must be a date from 1970-01-01 to 2999-12-31"):
+        date_range(end="9999-12-31")

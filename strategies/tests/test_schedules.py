@@ -120,6 +120,8 @@ def test_trading_hours_only_keeps_the_session_in_new_york_time():
     ("cron", "timezone", "field", "text"),
     [
         ("61 * * * *", "America/New_York", "cron", 'The minute field "61" is not valid'),
+        ("-1 * * * *", "UTC", "cron", 'The minute field "-1" is not valid'),
+        ("1,,2 * * * *", "UTC", "cron", 'The minute field "1,,2" is not valid'),
         ("* 24 * * *", "UTC", "cron", 'The hour field "24" is not valid'),
         ("30 9 * *", "UTC", "cron", "has 4 fields; a cron expression has 5"),
         ("30 9 * * 1-5", "Mars/Base", "timezone", '"Mars/Base" is not an IANA time zone'),
@@ -282,3 +284,15 @@ def test_old_ticks_are_pruned(user, monkeypatch):
         utc(2026, 12, 1, 10, 15),
         utc(2026, 12, 1, 10, 10),
     ]
+
+
+def test_a_tick_delivered_long_after_its_time_starts_nothing(user):
+    strategy = make_strategy(user)
+    schedule = every_five_minutes(strategy, overlap="allow")
+    # The 10:00 tick arrives at 10:04 from a backlog: late, but within the 10-minute grace.
+    assert schedules.schedule_tick(schedule_id=schedule.pk, now=utc(2026, 12, 1, 10, 4, 0)).outcome == "started"
+    schedules.schedule_update(schedule=schedule, cron="0 * * * *")  # hourly now
+    # The 11:00 tick arrives at 11:25, after the workers were down: no batch at the wrong time.
+    late = schedules.schedule_tick(schedule_id=schedule.pk, now=utc(2026, 12, 1, 11, 25, 0))
+    assert late.outcome == TickOutcome.SKIPPED and "arrived 25 minutes late" in late.reason
+    assert StrategyBatch.objects.count() == 1

@@ -50,3 +50,27 @@ def test_a_strategys_live_switch_is_what_a_live_order_checks(eager_engine, user,
     assert order.status == OrderStatus.SUBMITTED, order.reason
     assert order.mode == "live" and order.account == "U7654321"
     assert len(live_gateway.placed) == 3  # the bracket's three legs
+
+
+def test_a_rerun_of_a_strategys_run_keeps_the_strategys_switches(eager_engine, user, live_gateway):
+    from workflows import engine
+
+    # The workflow's switch is on, the strategy's off: a rerun of the strategy's run is not live either.
+    workflow = services.workflow_create(owner=user, name="chain", graph=chain())
+    services.workflow_update(workflow=workflow, live_trading=True)
+    strategy = strategy_create(owner=user, name="Paper", workflow_id=workflow.pk, symbols=["AAPL"])
+    first = strategy_run(strategy=strategy, user=user).batch.runs.get()
+    first.refresh_from_db()
+    rerun = engine.run_rerun(run=first, user=user, from_failed=False, latest=False)
+    rerun.refresh_from_db()
+    assert rerun.batch_id is None and rerun.status == RunStatus.SUCCEEDED, rerun.error
+    order = Order.objects.get(key=f"run{first.id}-order")  # reruns share the first run's key: one row
+    assert order.status == OrderStatus.BLOCKED and "Live trading is off" in order.reason
+    assert live_gateway.placed == []
+
+    # A disabled strategy's runs send nothing, reruns included.
+    strategy_update(strategy=strategy, enabled=False)
+    again = engine.run_rerun(run=first, user=user, from_failed=False, latest=False)
+    again.refresh_from_db()
+    out = again.steps.get(node_id="order").outputs["order"]
+    assert out["sent"] is False and out["reason"] == 'the strategy "Paper" is disabled'

@@ -1,3 +1,5 @@
+from datetime import date
+
 from rest_framework import serializers
 
 from workflows.approvals import MAX_QUANTITY
@@ -166,6 +168,9 @@ class RunFilterSerializer(serializers.Serializer):
     )
 
     def validate(self, data):
+        for name in ("date_from", "date_to"):
+            if data.get(name) and not date(1970, 1, 1) <= data[name] <= date(2999, 12, 31):
+                raise serializers.ValidationError({name: "Give a date from 1970-01-01 to 2999-12-31."})
         if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
             raise serializers.ValidationError({"date_to": "The end date is before the start date."})
         return data

@@ -278,7 +278,12 @@ class RCheck(StepType):
 
     @classmethod
     def result_context(cls, step_run) -> dict[str, Any]:
-        return {"risk": (step_run.outputs or {}).get("risk")}
+        return _risk_context((step_run.outputs or {}).get("risk"))
+
+
+def _risk_context(risk: Any) -> dict[str, Any]:
+    margin = risk.get("profit_margin") if isinstance(risk, dict) else None
+    return {"risk": risk, "margin_pct": None if margin is None else margin * 100}
 
 
 class PositionSizeParams(BaseModel):
@@ -328,8 +333,7 @@ class PositionSize(StepType):
             raise StepError("The risk input does not come from risk.r_check")
         plan: dict[str, Any] = {**risk, "quantity": 0, "notional": 0.0}
         if not risk.get("passed"):
-            plan["reasons"] = ["No trade: the risk check did not pass", *risk.get("reasons", [])]
-            ctx.log(plan["reasons"][0])
+            ctx.log("No trade: the risk check did not pass")  # the plan keeps the check's reasons
             return {"plan": plan}
         account = broker_get(params.broker).account_summary()
         rules = SizingRules(
@@ -357,4 +361,4 @@ class PositionSize(StepType):
 
     @classmethod
     def result_context(cls, step_run) -> dict[str, Any]:
-        return {"risk": (step_run.outputs or {}).get("plan")}
+        return _risk_context((step_run.outputs or {}).get("plan"))

@@ -68,7 +68,7 @@ def start(user, graph, symbol="AAPL"):
     return run, {s.node_id: s for s in run.steps.all()}
 
 
-def test_a_passing_decision_becomes_a_sized_paper_order_filled_by_hand(eager_engine, user):
+def test_a_passing_decision_becomes_a_sized_paper_order_filled_by_hand(eager_engine, user, client):
     run, steps = start(user, chain())
     assert run.status == RunStatus.SUCCEEDED, run.error
     risk = steps["r_check"].outputs["risk"]
@@ -82,6 +82,10 @@ def test_a_passing_decision_becomes_a_sized_paper_order_filled_by_hand(eager_eng
     assert order.key == f"run{run.id}-order" and order.r_planned == 2.0 and order.step_run_id == steps["order"].id
     # Entry 36 on 2019-01-04, target 38 on 2019-01-09: (38 - 36) * 277 - 2 * max(1, 277 * 0.005) = 551.23.
     assert order.status == OrderStatus.CLOSED and order.realized_pnl == Decimal("551.23")
+    # The run page shows the check as computed: margin 2 / 36 = 5.56%.
+    client.force_login(user)
+    page = client.get(f"/runs/{run.id}/").content.decode()
+    assert "Passed" in page and "5.56%" in page
 
 
 @pytest.mark.parametrize(

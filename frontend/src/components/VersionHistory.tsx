@@ -20,34 +20,46 @@ function Changes({ items }: { items: ValueChange[] }) {
   );
 }
 
+type Section = { title: string; className: string };
+
+function NodeSection({ title, className, mark, nodes }: Section & { mark: string; nodes: GraphDiff["nodesAdded"] }) {
+  if (nodes.length === 0) return null;
+  return (
+    <section>
+      <h4 className={className}>{title}</h4>
+      <ul>
+        {nodes.map((n) => (
+          <li key={n.id} {...{ [mark]: n.id }}>
+            <span className="mono">{n.id}</span> ({n.type})
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function EdgeSection({ title, className, edges }: Section & { edges: GraphDiff["edgesAdded"] }) {
+  if (edges.length === 0) return null;
+  return (
+    <section>
+      <h4 className={className}>{title}</h4>
+      <ul>
+        {edges.map((e) => (
+          <li key={edgeId(e)} className="mono">
+            {e.source}.{e.source_port} → {e.target}.{e.target_port}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
 export function DiffList({ diff }: { diff: GraphDiff }) {
   if (diffIsEmpty(diff)) return <p className="muted">No differences (node positions are not compared).</p>;
   return (
     <div className="wf-diff-list" data-testid="diff-list">
-      {diff.nodesAdded.length > 0 && (
-        <section>
-          <h4 className="diff-added-text">Steps added</h4>
-          <ul>
-            {diff.nodesAdded.map((n) => (
-              <li key={n.id} data-diff-added={n.id}>
-                <span className="mono">{n.id}</span> ({n.type})
-              </li>
-            ))}
-          </ul>
-        </section>
-      )}
-      {diff.nodesRemoved.length > 0 && (
-        <section>
-          <h4 className="diff-removed-text">Steps removed</h4>
-          <ul>
-            {diff.nodesRemoved.map((n) => (
-              <li key={n.id} data-diff-removed={n.id}>
-                <span className="mono">{n.id}</span> ({n.type})
-              </li>
-            ))}
-          </ul>
-        </section>
-      )}
+      <NodeSection title="Steps added" className="diff-added-text" mark="data-diff-added" nodes={diff.nodesAdded} />
+      <NodeSection title="Steps removed" className="diff-removed-text" mark="data-diff-removed" nodes={diff.nodesRemoved} />
       {diff.nodesChanged.length > 0 && (
         <section>
           <h4 className="diff-changed-text">Steps changed</h4>
@@ -61,30 +73,8 @@ export function DiffList({ diff }: { diff: GraphDiff }) {
           </ul>
         </section>
       )}
-      {diff.edgesAdded.length > 0 && (
-        <section>
-          <h4 className="diff-added-text">Connections added</h4>
-          <ul>
-            {diff.edgesAdded.map((e) => (
-              <li key={edgeId(e)} className="mono">
-                {e.source}.{e.source_port} → {e.target}.{e.target_port}
-              </li>
-            ))}
-          </ul>
-        </section>
-      )}
-      {diff.edgesRemoved.length > 0 && (
-        <section>
-          <h4 className="diff-removed-text">Connections removed</h4>
-          <ul>
-            {diff.edgesRemoved.map((e) => (
-              <li key={edgeId(e)} className="mono">
-                {e.source}.{e.source_port} → {e.target}.{e.target_port}
-              </li>
-            ))}
-          </ul>
-        </section>
-      )}
+      <EdgeSection title="Connections added" className="diff-added-text" edges={diff.edgesAdded} />
+      <EdgeSection title="Connections removed" className="diff-removed-text" edges={diff.edgesRemoved} />
       {diff.paramsChanged.length > 0 && (
         <section>
           <h4 className="diff-changed-text">Workflow parameters changed</h4>

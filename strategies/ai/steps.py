@@ -214,24 +214,11 @@ def _ask(
     return parsed, reply.error, record
 
 
-def _record_offline(ctx: StepContext, *, record_kind: str, result: BaseModel, error: str = "") -> int:
-    action = result.action if isinstance(result, Decision) else ""
-    record = ai_record_create(
-        run_id=ctx.run_id,
-        step_run_id=ctx.step_run_id,
-        node_id=ctx.node_id,
-        symbol=ctx.symbol,
-        kind=record_kind,
-        analyst=Analyst.OFFLINE,
-        result=result.model_dump(mode="json"),
-        action=action,
-        error=error,
-    )
-    return record.id
-
-
-def _record_skipped(ctx: StepContext, *, record_kind: str, result: BaseModel, error: str, analyst: str) -> int:
-    """A step that did not ask anyone because its input already failed: recorded all the same."""
+def _record_unasked(
+    ctx: StepContext, *, record_kind: str, result: BaseModel, error: str = "", analyst: str = Analyst.OFFLINE
+) -> int:
+    """A result no model was asked for: the offline analyst's, or (with the step's analyst) that of a
+    step whose input had already failed. Recorded all the same."""
     record = ai_record_create(
         run_id=ctx.run_id,
         step_run_id=ctx.step_run_id,
@@ -298,7 +285,7 @@ class AnalyzeChart(AiStep):
         }
         if not _use_model(params):
             analysis = offline_analysis(df)
-            record_id = _record_offline(ctx, record_kind=AiKind.ANALYSIS, result=analysis)
+            record_id = _record_unasked(ctx, record_kind=AiKind.ANALYSIS, result=analysis)
             ctx.log(f"Offline analyst: {analysis.bias}, confidence {analysis.confidence:g}")
             return {
                 "analysis": {
@@ -374,13 +361,13 @@ class Consolidate(AiStep):
         if failed:
             error = "An analysis failed, so there is no consolidated view (" + "; ".join(failed) + ")"
             consolidation = Consolidation(**neutral(error).model_dump(), timeframe_alignment="mixed")
-            record_id = _record_skipped(
+            record_id = _record_unasked(
                 ctx, record_kind=AiKind.CONSOLIDATION, result=consolidation, error=error, analyst=analyst
             )
             ctx.log(error, level="warning")
         elif not use_model:
             consolidation = offline_consolidate([(item.get("bar", ""), _analysis_of(item)) for item in items])
-            record_id = _record_offline(ctx, record_kind=AiKind.CONSOLIDATION, result=consolidation)
+            record_id = _record_unasked(ctx, record_kind=AiKind.CONSOLIDATION, result=consolidation)
         else:
             analyses = [
                 {"bar": BAR_LABELS.get(item.get("bar"), item.get("bar")), **_analysis_of(item).model_dump(mode="json")}
@@ -448,13 +435,13 @@ class Decide(AiStep):
         if item.get("error"):
             error = f"The analysis failed: {item['error']}"
             decision = hold(error, alignment=alignment)
-            record_id = _record_skipped(ctx, record_kind=AiKind.DECISION, result=decision, error=error, analyst=analyst)
+            record_id = _record_unasked(ctx, record_kind=AiKind.DECISION, result=decision, error=error, analyst=analyst)
         elif not use_model:
             analysis = _analysis_of(item)
             if "timeframe_alignment" in item:
                 analysis = Consolidation(**analysis.model_dump(), timeframe_alignment=alignment)
             decision = offline_decision(analysis, last_close=item.get("last_close") or 0.0, atr=item.get("atr"))
-            record_id = _record_offline(ctx, record_kind=AiKind.DECISION, result=decision)
+            record_id = _record_unasked(ctx, record_kind=AiKind.DECISION, result=decision)
         else:
             chart = inputs.get("chart")
             values = {
@@ -549,7 +536,7 @@ class AgentTeam(AiStep):
             analyses = [(str(c.get("bar") or ""), offline_analysis(df)) for c, df in zip(charts, frames, strict=True)]
             view = offline_consolidate(analyses) if len(analyses) > 1 else analyses[0][1]
             decision = offline_decision(view, last_close=market["last_close"], atr=market["atr"])
-            record_id = _record_offline(ctx, record_kind=AiKind.TEAM, result=decision)
+            record_id = _record_unasked(ctx, record_kind=AiKind.TEAM, result=decision)
             ctx.log(f"Offline analyst (no model endpoint for the team): {decision.action}")
             return {
                 "decision": {

@@ -30,7 +30,7 @@ django.setup()
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from brokers.marketdata import BundledSource  # noqa: E402
+from brokers.marketdata.bars import BundledSource  # noqa: E402
 from strategies import charts  # noqa: E402
 
 OVERLAYS = ["sma_20", "sma_50", "sma_200", "bollinger", "supertrend"]

@@ -1,4 +1,4 @@
-"""Indicators over 100 symbols x 10 years of daily bars: strategies.indicators next to TA-Lib.
+"""Indicators over 100 symbols x 10 years of daily bars: strategies.indicators.compute next to TA-Lib.
 
     .venv/bin/python bench/indicators.py [--repeats 7]
 
@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import talib  # noqa: E402
 
-from brokers.marketdata import BundledSource  # noqa: E402
-from strategies.indicators import INDICATOR_NAMES, compute  # noqa: E402
+from brokers.marketdata.bars import BundledSource  # noqa: E402
+from strategies.indicators.compute import INDICATOR_NAMES, compute  # noqa: E402
 
 SYMBOLS, WINDOWS_EACH, SESSIONS = ("SPY", "AAPL", "IBM", "MSFT"), 25, 2520
 TALIB_SET = [name for name in INDICATOR_NAMES if name != "supertrend"]

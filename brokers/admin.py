@@ -2,8 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 
 from brokers.models import AccountSnapshot, Fill, Order, Position, TradingControl, UploadedBars
-from brokers.selectors import kill_switch_outcome, orders_working, trading_control
-from brokers.services import kill_switch_set, trading_control_update
+from brokers.orders.selectors import kill_switch_outcome, orders_working, trading_control
+from brokers.orders.services import kill_switch_set, trading_control_update
 
 LIMIT_FIELDS = ("trading_enabled", "max_notional", "max_open_positions", "daily_loss_limit")
 

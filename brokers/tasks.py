@@ -2,21 +2,21 @@ import logging
 
 from celery import shared_task
 
-from brokers.broker import BrokerUnavailable
+from brokers.adapters.base import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="brokers.tasks.sync_orders")
 def sync_orders_task() -> dict[str, int]:
-    from brokers.sync import orders_sync
+    from brokers.orders.sync import orders_sync
 
     return orders_sync()
 
 
 @shared_task(name="brokers.tasks.process_paper_order")
 def process_paper_order_task(order_id: int) -> None:
-    from brokers.paper import paper_order_process
+    from brokers.adapters.paper.broker import paper_order_process
 
     paper_order_process(order_id=order_id)
 
@@ -32,7 +32,7 @@ def process_paper_order_task(order_id: int) -> None:
 )
 def cancel_order_task(order_id: int, reason: str) -> None:
     from brokers.models import Order
-    from brokers.services import broker_get, order_cancel
+    from brokers.orders.services import broker_get, order_cancel
     from workflows.errors import ApplicationError
 
     order = Order.objects.get(id=order_id)
@@ -44,6 +44,6 @@ def cancel_order_task(order_id: int, reason: str) -> None:
 
 @shared_task(name="brokers.tasks.sync_ibkr")
 def sync_ibkr_task() -> int:
-    from brokers.sync import ibkr_sync
+    from brokers.orders.sync import ibkr_sync
 
     return ibkr_sync()

@@ -3,8 +3,10 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from brokers import trading_views, views
-from brokers.api import trading, uploads
+from brokers.marketdata import api as uploads
+from brokers.marketdata import pages as views
+from brokers.orders import api as trading
+from brokers.orders import pages as trading_views
 
 router = SimpleRouter(use_regex_path=False)
 router.register("api/orders", trading.OrderViewSet, basename="api-order")

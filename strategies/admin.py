@@ -4,7 +4,6 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from strategies import schedules as schedule_services
 from strategies.ai.prompts import PLACEHOLDERS
 from strategies.models import (
     AgentMessage,
@@ -16,6 +15,7 @@ from strategies.models import (
     StrategyNotification,
     StrategySchedule,
 )
+from strategies.schedules import services as schedule_services
 from strategies.services import (
     StrategyInvalid,
     prompt_check,
@@ -26,7 +26,7 @@ from strategies.services import (
     strategy_update,
 )
 from workflows.errors import ApplicationError
-from workflows.notify import channel_names
+from workflows.notify.services import channel_names
 
 
 class PromptForm(forms.ModelForm):

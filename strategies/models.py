@@ -174,7 +174,7 @@ class OverlapPolicy(models.TextChoices):
 
 
 class StrategySchedule(models.Model):
-    """When a strategy runs by itself: a cron expression read in a time zone (strategies/schedules.py).
+    """When a strategy runs by itself: a cron expression read in a time zone (strategies/schedules/services.py).
 
     It owns the django-celery-beat PeriodicTask that Celery Beat's DatabaseScheduler fires; the
     schedule services create, update and delete that row with it."""

@@ -106,7 +106,7 @@ def schedule_ticks(*, schedule, limit: int = 10) -> list:
 def schedules_upcoming(*, user, limit: int = 10, per_schedule: int = 3) -> list[dict]:
     """The next times the user's enabled schedules will start a batch, soonest first."""
     from strategies.models import StrategySchedule
-    from strategies.schedules import schedule_preview
+    from strategies.schedules.services import schedule_preview
 
     schedules = StrategySchedule.objects.filter(enabled=True, strategy__enabled=True).select_related("strategy")
     if not user.is_staff:

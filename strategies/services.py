@@ -307,7 +307,7 @@ def strategy_update(
 ):
     """Change what is given (UNSET keeps it; None means "latest" for the version and "the
     workflow's" for the budget). The whole strategy is checked again; nothing is written if it fails."""
-    from strategies.schedules import schedules_sync  # schedules import this module
+    from strategies.schedules.services import schedules_sync  # schedules import this module
 
     def given(value, current):
         return current if value is UNSET else value
@@ -334,7 +334,7 @@ def strategy_update(
 @transaction.atomic
 def strategy_delete(*, strategy) -> None:
     """The strategy, its schedules and their beat entries. Its runs stay (they belong to the workflow)."""
-    from strategies.schedules import schedules_delete  # schedules import this module
+    from strategies.schedules.services import schedules_delete  # schedules import this module
 
     schedules_delete(strategy=strategy)
     strategy.delete()
@@ -369,7 +369,7 @@ def strategy_demo_ensure(*, owner):
     """The demo strategy of `make run`: the 2-indicator multi-timeframe workflow over the bundled
     symbols, with a weekday-morning schedule that is off until someone turns it on. Made once: None
     when the owner already has a strategy, or no workflow made from that template."""
-    from strategies.schedules import schedule_create  # schedules import this module
+    from strategies.schedules.services import schedule_create  # schedules import this module
 
     if Strategy.objects.filter(owner=owner).exists():
         return None  # once: a user who deleted or renamed it keeps it that way

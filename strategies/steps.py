@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from brokers.marketdata import bars_load, iso_date
-from strategies import charts
+from brokers.marketdata.bars import bars_load, iso_date
 from strategies.ai import steps as ai_steps  # noqa: F401 - registers the AI step types
-from strategies.indicators import (
+from strategies.charts import render as charts
+from strategies.indicators.compute import (
     INDICATOR_NAMES,
     INDICATORS,
     IndicatorName,
@@ -20,7 +20,7 @@ from strategies.indicators import (
     indicators_ref,
     latest_values,
 )
-from workflows.artifacts import artifact_put
+from workflows.artifacts.store import artifact_put
 from workflows.errors import StepError
 from workflows.registry import Port, StepType, register
 
@@ -139,7 +139,9 @@ class RenderChart(StepType):
         "as a PNG (for people and vision models) and as plotly figure JSON (interactive on the run page)."
     )
     Params = RenderChartParams
-    inputs = (Port("bars", "bars", "OHLCV bars, with indicator columns when they come from strategies.indicators"),)
+    inputs = (
+        Port("bars", "bars", "OHLCV bars, with indicator columns when they come from strategies.indicators"),
+    )
     outputs = (Port("chart", "chart", "PNG and figure JSON artifact keys with the chart's symbol, bar and last bar"),)
     queue = "charts"
     time_limit = 120
@@ -222,7 +224,7 @@ class RCheck(StepType):
     time_limit = 30
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: RCheckParams) -> dict[str, Any]:
-        from strategies.risk import RiskLimits, risk_check
+        from strategies.risk.rules import RiskLimits, risk_check
 
         decision = inputs["decision"]
         if not isinstance(decision, dict):
@@ -325,8 +327,8 @@ class PositionSize(StepType):
         return _broker_queue(params, cls.queue)  # IBKR equity comes through the ibkr worker's connection
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: PositionSizeParams) -> dict[str, Any]:
-        from brokers.services import broker_get
-        from strategies.risk import SizingRules, position_size
+        from brokers.orders.services import broker_get
+        from strategies.risk.rules import SizingRules, position_size
 
         risk = inputs["risk"]
         if not isinstance(risk, dict) or risk.get("checked_by") != "risk.r_check":

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from strategies import schedules
+from strategies.schedules import services as schedules
 
 
 @shared_task(name="strategies.tasks.run_scheduled_strategy")

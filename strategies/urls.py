@@ -3,8 +3,10 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from strategies import api, strategy_api, views
-from strategies.analytics_views import AnalyticsView, analytics_page
+from strategies import api as strategy_api
+from strategies import pages as views
+from strategies.ai import api
+from strategies.analytics.pages import AnalyticsView, analytics_page
 
 router = SimpleRouter(use_regex_path=False)
 router.register("api/strategies", strategy_api.StrategyViewSet, basename="api-strategy")

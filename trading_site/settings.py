@@ -231,7 +231,7 @@ ENGINE_QUEUED_STALE_S = env.int("ENGINE_QUEUED_STALE_S", default=600)
 # Grace added to a step's hard time limit before the sweeper declares its worker dead.
 ENGINE_RUNNING_GRACE_S = env.int("ENGINE_RUNNING_GRACE_S", default=30)
 
-# Live run page (server-sent events, workflows/live.py): seconds between two looks at a run's rows,
+# Live run page (server-sent events, workflows/live/stream.py): seconds between two looks at a run's rows,
 # seconds of quiet before a keep-alive, and how long one stream stays open (the browser resumes;
 # an open stream holds a web thread and a database connection).
 LIVE_POLL_INTERVAL_S = env.float("LIVE_POLL_INTERVAL_S", default=0.5)
@@ -266,7 +266,7 @@ MARKET_DATA_SOURCE = env.str("MARKET_DATA_SOURCE", default="bundled")
 # Largest CSV of bars a user may upload, in megabytes.
 MARKET_UPLOAD_MAX_MB = env.int("MARKET_UPLOAD_MAX_MB", default=20)
 MARKET_DATA_DIR = Path(env.str("MARKET_DATA_DIR", default=str(BASE_DIR / "brokers" / "data" / "market")))
-# Strategy schedules' trading-day check knows the NYSE holidays by rule (strategies/trading_calendar.py);
+# Strategy schedules' trading-day check knows the NYSE holidays by rule (strategies/schedules/calendar.py);
 # days the exchange closes beyond the rules (a national day of mourning, say), as YYYY-MM-DD, comma separated.
 MARKET_EXTRA_HOLIDAYS = env.list("MARKET_EXTRA_HOLIDAYS", default=[])
 
@@ -324,7 +324,7 @@ LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1500)
 # A model without a price is recorded at cost 0 and says so in the step log.
 LLM_PRICES = env.json("LLM_PRICES", default={})
 
-# Notifications (workflows/notify.py, docs/notifications.md). Channels by name, as JSON:
+# Notifications (workflows/notify/services.py, docs/notifications.md). Channels by name, as JSON:
 # {"desk": {"kind": "discord", "url_file": "/run/secrets/desk"}, ...}; kinds discord, slack,
 # telegram (token or token_file, chat_id), webhook. The whole JSON may also be a file
 # (NOTIFY_CHANNELS_FILE). URLs and tokens never reach the database, logs, outputs or pages:
@@ -345,9 +345,9 @@ NOTIFY_TIMEOUT_S = env.float("NOTIFY_TIMEOUT_S", default=10.0)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 # Wiring, not configuration: what is called (with run_id=) when a run succeeds or fails, in a
 # Celery task after commit. workflows imports no domain app, so the strategies' hook is named here.
-RUN_FINISHED_HOOKS = ["strategies.notifications.notify_run_finished"]
+RUN_FINISHED_HOOKS = ["strategies.notify.services.notify_run_finished"]
 # Task modules outside an app's tasks.py: the alert tasks (failed runs, kill switch).
-CELERY_IMPORTS = ["workflows.alerts"]
+CELERY_IMPORTS = ["workflows.notify.alerts"]
 
 # Cache (IBKR bars): Redis when REDIS_URL is set, else a folder.
 CACHES = {

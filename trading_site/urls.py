@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from workflows.views import health
+from workflows.pages import health
 
 urlpatterns = [
     path("health/", health, name="health"),

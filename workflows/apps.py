@@ -1,8 +1,21 @@
-from importlib import import_module
+"""The workflows app: at start-up it finds every step type, wherever an app declares one."""
 
-from django.apps import AppConfig
+from importlib import import_module
+from pathlib import Path
+
+from django.apps import AppConfig, apps
 from django.conf import settings
-from django.utils.module_loading import autodiscover_modules
+
+
+def steps_modules(app_name: str, app_path: str) -> list[str]:
+    """Every `steps` module of an app: `<app>/steps.py` and `<app>/<topic>/.../steps.py`."""
+    root = Path(app_path)
+    found = []
+    for path in sorted(root.rglob("steps.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if "tests" not in parts and (path.parent / "__init__.py").is_file():
+            found.append(".".join((app_name, *parts)))
+    return found
 
 
 class WorkflowsConfig(AppConfig):
@@ -10,7 +23,11 @@ class WorkflowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Every app's steps.py registers its step types; workflows imports no domain app.
-        autodiscover_modules("steps")
+        # Every app's steps modules register their step types; workflows imports no domain app
+        # by name, it only walks the installed apps.
+        for config in apps.get_app_configs():
+            if config.path.startswith(str(settings.BASE_DIR)):
+                for module in steps_modules(config.name, config.path):
+                    import_module(module)
         for module in settings.EXTRA_STEP_MODULES:
             import_module(module)

@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest
 
-from workflows.approvals import approvals_pending_count
+from workflows.approvals.services import approvals_pending_count
 
 
 def pending_approvals(request: HttpRequest) -> dict[str, int]:

@@ -25,7 +25,6 @@ from django.db.models import F
 from django.utils import timezone
 from pydantic import ValidationError
 
-from workflows.alerts import run_finished_later
 from workflows.errors import ApplicationError, RunStateError, StepCancelled, StepError, StepParked
 from workflows.graph import Graph, GraphSpec, graph_check, run_context
 from workflows.models import (
@@ -38,6 +37,7 @@ from workflows.models import (
     Workflow,
     WorkflowVersion,
 )
+from workflows.notify.alerts import run_finished_later
 from workflows.registry import registry
 from workflows.selectors import version_latest
 

@@ -51,7 +51,7 @@ class ApprovalStep(StepType):
     time_limit = 30
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: ApprovalParams) -> dict[str, Any]:
-        from workflows.approvals import approval_request
+        from workflows.approvals.services import approval_request
 
         item = inputs["item"]
         skip = _tradable(item)
@@ -110,7 +110,7 @@ class NotifyParams(BaseModel):
 
 
 def _notify_values(ctx: StepContext, decision: dict, order: dict, link: str | None) -> dict[str, str]:
-    from workflows.notify import price_text, reward_risk
+    from workflows.notify.services import price_text, reward_risk
 
     r = order.get("r") if isinstance(order.get("r"), int | float) else reward_risk(decision)
     if order.get("sent"):
@@ -156,8 +156,8 @@ class NotifyWebhook(StepType):
     idempotent = False
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: NotifyParams) -> dict[str, Any]:
-        from workflows.artifacts import artifact_get
-        from workflows.notify import (
+        from workflows.artifacts.store import artifact_get
+        from workflows.notify.services import (
             Image,
             NotifyError,
             decision_lines,

@@ -15,6 +15,6 @@ def sweep_steps_task() -> dict[str, int]:
 
 @shared_task(name="workflows.tasks.expire_approvals")
 def expire_approvals_task() -> int:
-    from workflows.approvals import approvals_expire
+    from workflows.approvals.services import approvals_expire
 
     return approvals_expire()

@@ -1,10 +1,12 @@
 from django.urls import path
 
-from strategies import views as strategy_views
-from workflows import approval_views, artifact_views, views
-from workflows.editor_views import gallery, template_open, workflow_edit, workflow_new
-from workflows.monitor_views import run_events
-from workflows.queue_views import queue_list, queue_step_retry, queue_task_cancel
+from strategies import pages as strategy_views
+from workflows import pages as views
+from workflows.approvals import pages as approval_views
+from workflows.artifacts import pages as artifact_views
+from workflows.editor.pages import gallery, template_open, workflow_edit, workflow_new
+from workflows.live.pages import run_events
+from workflows.queues.pages import queue_list, queue_step_retry, queue_task_cancel
 
 urlpatterns = [
     path("", strategy_views.dashboard, name="home"),

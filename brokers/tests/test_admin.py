@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from brokers.models import OrderStatus, TradingControl
-from brokers.selectors import trading_control
+from brokers.orders.selectors import trading_control
 from brokers.tests.factories import make_fill, make_order, make_run
 
 pytestmark = pytest.mark.usefixtures("no_dispatch")

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from brokers.models import OrderStatus, Position, TradingControl
-from brokers.selectors import trading_control
+from brokers.orders.selectors import trading_control
 from brokers.tests.factories import make_fill, make_order, make_run
 
 pytestmark = pytest.mark.usefixtures("no_dispatch")

@@ -16,9 +16,9 @@ from django.core.cache.backends.locmem import LocMemCache
 from eventkit import Event
 from ib_async import BarData, BarDataList, Contract, RequestError
 
-from brokers import ibkr
-from brokers.ibkr import IbkrSource, PacingLimiter, history_request, parse_symbol
-from brokers.marketdata import _SOURCES, COLUMNS, NEW_YORK, market_source
+from brokers.adapters.ibkr import client as ibkr
+from brokers.adapters.ibkr.client import IbkrSource, PacingLimiter, history_request, parse_symbol
+from brokers.marketdata.bars import _SOURCES, COLUMNS, NEW_YORK, market_source
 from workflows.errors import StepError, TransientStepError
 
 
@@ -163,7 +163,7 @@ def source(fake, clock, cache, **pacer_kwargs) -> IbkrSource:
 
 
 def test_the_registered_source_is_this_class():
-    assert _SOURCES["ibkr"] == "brokers.ibkr.IbkrSource"
+    assert _SOURCES["ibkr"] == "brokers.adapters.ibkr.client.IbkrSource"
     assert isinstance(market_source("ibkr"), IbkrSource)
 
 

@@ -9,8 +9,7 @@ from django.contrib.auth import get_user_model
 from ib_async import LimitOrder, Stock, StopOrder
 from ib_async.ib import StartupFetch
 
-from brokers import ibkr, ibkr_orders
-from brokers.broker import (
+from brokers.adapters.base import (
     LEGS,
     BracketOrder,
     BrokerError,
@@ -19,7 +18,9 @@ from brokers.broker import (
     ExecutionEvent,
     StatusEvent,
 )
-from brokers.ibkr_orders import IbkrBroker
+from brokers.adapters.ibkr import broker as ibkr_orders
+from brokers.adapters.ibkr import client as ibkr
+from brokers.adapters.ibkr.broker import IbkrBroker
 from brokers.tests.fake_ib import DONE, FakeGateway, FakeIB
 
 KEY = "run-41:place_order"

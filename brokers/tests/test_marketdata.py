@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from django.conf import settings as django_settings
 
-from brokers.marketdata import (
+from brokers.marketdata.bars import (
     BundledSource,
     bars_from_csv,
     bars_load,
@@ -21,7 +21,7 @@ from brokers.marketdata import (
     parse_period,
     resample,
 )
-from workflows.artifacts import artifact_get
+from workflows.artifacts.store import artifact_get
 from workflows.errors import StepError
 
 DATA = Path(django_settings.MARKET_DATA_DIR)

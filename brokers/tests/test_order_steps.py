@@ -121,7 +121,7 @@ def test_a_duplicated_delivery_of_place_order_sends_one_order(eager_engine, user
 
 
 def test_an_approval_can_change_the_quantity_and_a_rejection_sends_nothing(eager_engine, user):
-    from workflows.approvals import approval_decide
+    from workflows.approvals.services import approval_decide
     from workflows.models import Approval
 
     run, _ = start(user, chain(approval=True))
@@ -170,7 +170,7 @@ def test_place_order_refuses_a_plan_without_a_real_risk_check(eager_engine, user
 @pytest.fixture
 def fake_ib(settings, monkeypatch):
     """The ibkr worker's connection is a FakeIB (no gateway can run here): a paper account on 4002."""
-    from brokers import ibkr_orders
+    from brokers.adapters.ibkr import broker as ibkr_orders
     from brokers.tests.fake_ib import FakeIB
 
     settings.BROKER, settings.TRADING_MODE, settings.IBKR_PORT, settings.IBKR_ACCOUNT = "ibkr", "paper", 4002, ""
@@ -180,7 +180,7 @@ def fake_ib(settings, monkeypatch):
 
 
 def test_an_ibkr_order_is_sent_once_and_its_events_update_our_rows(eager_engine, user, fake_ib):
-    from brokers.services import broker_get, trading_control_update
+    from brokers.orders.services import broker_get, trading_control_update
 
     trading_control_update(user=None, trading_enabled=True)
     run, steps = start(user, chain())
@@ -216,8 +216,8 @@ def test_an_ibkr_order_is_sent_once_and_its_events_update_our_rows(eager_engine,
 
 
 def test_a_live_account_is_refused_in_paper_mode(eager_engine, user, settings, monkeypatch):
-    from brokers import ibkr_orders
-    from brokers.services import trading_control_update
+    from brokers.adapters.ibkr import broker as ibkr_orders
+    from brokers.orders.services import trading_control_update
     from brokers.tests.fake_ib import FakeIB
 
     settings.BROKER, settings.TRADING_MODE, settings.IBKR_PORT = "ibkr", "paper", 4002

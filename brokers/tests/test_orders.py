@@ -6,11 +6,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from brokers.broker import PlacedOrder
+from brokers.adapters.base import PlacedOrder
+from brokers.adapters.paper.broker import PaperBroker, paper_order_process
 from brokers.models import AccountSnapshot, Fill, Order, OrderStatus, Position, TradingControl
-from brokers.paper import PaperBroker, paper_order_process
-from brokers.selectors import trading_control
-from brokers.services import OrderRequest, kill_switch_set, order_cancel, order_place, trading_control_update
+from brokers.orders.selectors import trading_control
+from brokers.orders.services import OrderRequest, kill_switch_set, order_cancel, order_place, trading_control_update
 from workflows.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db
@@ -183,7 +183,7 @@ def test_live_orders_need_the_global_and_the_workflow_switch(settings):
 def test_a_broker_rejection_is_recorded():
     class Refuses(Recorder):
         def place_bracket(self, order):
-            from brokers.broker import BrokerError
+            from brokers.adapters.base import BrokerError
 
             raise BrokerError("Connected IBKR account U1 is a live account but TRADING_MODE is paper")
 
@@ -210,7 +210,7 @@ def test_snapshots_record_the_equity_curve():
 
 
 def test_orders_sync_adds_an_equity_point_when_equity_moved_or_every_15_minutes():
-    from brokers import sync
+    from brokers.orders import sync
 
     order_place(request=request(take_profit=1000.0), broker="paper")  # a position stays open
     sync.orders_sync()
@@ -259,8 +259,8 @@ class NeverSent(Recorder):
 
 
 def test_a_fill_that_beats_a_cancel_is_kept_and_partly_filled_entries_cannot_be_cancelled():
-    from brokers.broker import ExecutionEvent, StatusEvent
-    from brokers.services import order_execution_apply, order_status_apply
+    from brokers.adapters.base import ExecutionEvent, StatusEvent
+    from brokers.orders.services import order_execution_apply, order_status_apply
 
     trading_control_update(user=None, trading_enabled=True)
     order = order_place(request=request(), broker="ibkr", client=Recorder())
@@ -287,7 +287,7 @@ def test_a_fill_that_beats_a_cancel_is_kept_and_partly_filled_entries_cannot_be_
 
 
 def test_the_kill_switch_sweep_cancels_what_still_works():
-    from brokers.services import kill_switch_sweep
+    from brokers.orders.services import kill_switch_sweep
 
     working = order_place(
         request=request(key="w", entry=20.0, stop_loss=19.0, take_profit=25.0, placed_after="2024-12-20"),

@@ -9,9 +9,9 @@ aggregated per session (there is no daily file for 2016).
 import pandas as pd
 import pytest
 
-from brokers.broker import BracketOrder
-from brokers.marketdata import NEW_YORK, market_source, resample
-from brokers.paper_fills import PaperCosts, SimResult, simulate_bracket
+from brokers.adapters.base import BracketOrder
+from brokers.adapters.paper.fills import PaperCosts, SimResult, simulate_bracket
+from brokers.marketdata.bars import NEW_YORK, market_source, resample
 
 
 def order(side: str, *, entry: float, stop: float, target: float, quantity: int = 100) -> BracketOrder:

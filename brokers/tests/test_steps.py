@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from brokers.marketdata import BundledSource, bars_load
-from brokers.steps import FetchBars, Resample
+from brokers.marketdata.bars import BundledSource, bars_load
+from brokers.marketdata.steps import FetchBars, Resample
 from workflows.engine import StepContext
 from workflows.errors import StepError
 from workflows.registry import registry
@@ -124,7 +124,7 @@ def test_resample_params_require_a_known_bar():
 
 
 def test_ibkr_fetches_go_to_the_ibkr_queue(settings):
-    from brokers.steps import FetchBars
+    from brokers.marketdata.steps import FetchBars
 
     assert FetchBars.queue_for({"source": "bundled"}) == "default"
     assert FetchBars.queue_for({"source": "ibkr"}) == "ibkr"

@@ -11,10 +11,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from brokers.marketdata import _SOURCES, COLUMNS, NEW_YORK, bars_load
+from brokers.marketdata.bars import _SOURCES, COLUMNS, NEW_YORK, bars_load
+from brokers.marketdata.steps import FetchBars
+from brokers.marketdata.uploads import UploadedSource, bars_upload
 from brokers.models import UploadedBars
-from brokers.steps import FetchBars
-from brokers.uploads import UploadedSource, bars_upload
 from workflows.engine import StepContext
 from workflows.errors import ApplicationError, StepError
 from workflows.models import Run, Workflow, WorkflowVersion
@@ -259,7 +259,7 @@ def test_bad_symbol_or_bar(user, symbol, bar, message):
 
 
 def test_upload_source_is_registered():
-    assert _SOURCES["upload"] == "brokers.uploads.UploadedSource"
+    assert _SOURCES["upload"] == "brokers.marketdata.uploads.UploadedSource"
 
 
 def test_upload_source_needs_an_owner():
@@ -398,7 +398,7 @@ def test_admin_lists_uploads(client, staff_user, user):
 
 
 def test_problem_lines_are_listed_once_each_in_order():
-    from brokers.uploads import _Problems
+    from brokers.marketdata.uploads import _Problems
 
     problems = _Problems()
     for line in (3, 3, 4, 7, 7, 7):

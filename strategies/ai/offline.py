@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from brokers.marketdata import iso_date
+from brokers.marketdata.bars import iso_date
 from strategies.ai.schemas import (
     Alignment,
     Analysis,
@@ -70,7 +70,7 @@ from strategies.ai.schemas import (
     neutral,
     validation_message,
 )
-from strategies.indicators import INDICATOR_NAMES, INDICATORS, compute, indicator_columns
+from strategies.indicators.compute import INDICATOR_NAMES, INDICATORS, compute, indicator_columns
 from workflows.errors import StepError
 
 ANALYST_LABEL = "Offline rule-based analyst (no AI model)"

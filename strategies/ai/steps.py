@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from brokers.marketdata import BAR_LABELS, bars_load
+from brokers.marketdata.bars import BAR_LABELS, bars_load
 from strategies.ai import team
 from strategies.ai.llm import LlmConfig, LlmReply, cost_of, llm_complete, llm_configured
 from strategies.ai.offline import market_context, offline_analysis, offline_consolidate, offline_decision
 from strategies.ai.prompts import prompt_render
 from strategies.ai.schemas import Analysis, Consolidation, Decision, hold, neutral
-from strategies.indicators import INDICATOR_NAMES, compute, indicators_load
+from strategies.indicators.compute import INDICATOR_NAMES, compute, indicators_load
 from strategies.models import AiKind, AiRecord, Analyst, PromptTemplate
 from strategies.selectors import ai_records_of_step, ai_spent, prompt_get
 from strategies.services import ai_record_create, prompts_seed
-from workflows.artifacts import artifact_get
+from workflows.artifacts.store import artifact_get
 from workflows.errors import StepError
 from workflows.models import Run
 from workflows.registry import Port, StepType, register

@@ -48,10 +48,10 @@ from django.conf import settings
 from PIL import Image as PILImage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from brokers.marketdata import iso_date
+from brokers.marketdata.bars import iso_date
 from strategies.ai.llm import NO_KEY, _one_line, _scrub
 from strategies.ai.schemas import Decision, hold, validation_message
-from strategies.indicators import INDICATOR_NAMES, compute, indicator_columns, latest_values
+from strategies.indicators.compute import INDICATOR_NAMES, compute, indicator_columns, latest_values
 
 AgentTool = Literal["market_data", "risk"]
 Mode = Literal["round_robin", "selector"]

@@ -14,7 +14,7 @@ from strategies.models import AiRecord, PromptTemplate
 from strategies.services import prompt_save, prompts_seed
 from strategies.tests.llm_server import fake_llm, llm_settings
 from workflows import engine, services
-from workflows.artifacts import artifact_get
+from workflows.artifacts.store import artifact_get
 from workflows.models import Run, RunStatus
 
 pytestmark = pytest.mark.usefixtures("eager_engine")

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from brokers.models import Order, OrderStatus
 from conftest import chain_graph
-from strategies.analytics import analytics_compute, analytics_scope, date_range, nearest_rank
+from strategies.analytics.selectors import analytics_compute, analytics_scope, date_range, nearest_rank
 from strategies.models import AiRecord, PromptTemplate, Strategy, StrategyBatch
 from workflows import services
 from workflows.errors import ApplicationError
@@ -382,7 +382,7 @@ def test_the_page_with_nothing_selected_shows_all_own_runs(client, user, fixture
 
 
 def test_dates_out_of_range_are_a_clear_error(user):
-    from strategies.analytics import date_range
+    from strategies.analytics.selectors import date_range
     from workflows.errors import ApplicationError
 
     with pytest.raises(ApplicationError, match="to must be a date from 1970-01-01 to 2999-12-31"):

@@ -12,7 +12,7 @@ from django_celery_beat.schedulers import DatabaseScheduler
 
 from strategies import tasks  # noqa: F401 - registers the task with the app
 from strategies.models import StrategyBatch, TickOutcome
-from strategies.schedules import TASK_NAME, schedule_create
+from strategies.schedules.services import TASK_NAME, schedule_create
 from strategies.tests.strategy_helpers import SYMBOLS, make_strategy
 from trading_site.celery import app as celery_app
 from workflows.models import Run, Trigger

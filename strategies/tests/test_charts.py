@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brokers.marketdata import BundledSource, bars_ref
-from strategies import charts
-from workflows.artifacts import artifact_get
+from brokers.marketdata.bars import BundledSource, bars_ref
+from strategies.charts import render as charts
+from workflows.artifacts.store import artifact_get
 from workflows.errors import StepError
 from workflows.tests.s3 import use_minio
 
@@ -241,8 +241,8 @@ def test_render_chart_step_stores_png_and_figure(settings, s3_endpoint, store):
 
 
 def test_render_chart_step_reads_bars_with_indicators():
-    from strategies import indicators
     from strategies import steps as chart_steps
+    from strategies.indicators import compute as indicators
 
     raw = BundledSource().bars(symbol="AAPL", bar="1d", period="2y")
     names = ["sma_20", "sma_200", "macd", "rsi_14", "supertrend", "volume_avg_20"]
@@ -279,7 +279,7 @@ def test_render_chart_step_describes_itself():
 
 
 def test_a_users_title_is_text_not_markup():
-    from strategies.charts import title_text
+    from strategies.charts.render import title_text
 
     text = title_text(symbol="AAPL", bar="1d", last="2024-12-30", close=1.0, title='<a href="x">hi</a>')
     assert "<a " not in text and "&lt;a href" in text

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from brokers.marketdata import bars_load
-from brokers.steps import FetchBars
-from strategies.indicators import INDICATOR_NAMES, compute, indicators_load
+from brokers.marketdata.bars import bars_load
+from brokers.marketdata.steps import FetchBars
+from strategies.indicators.compute import INDICATOR_NAMES, compute, indicators_load
 from strategies.steps import Indicators
 from workflows.engine import StepContext
 from workflows.registry import registry

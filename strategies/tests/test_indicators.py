@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import talib
 
-from brokers.marketdata import BundledSource
-from strategies import indicators as ind
+from brokers.marketdata.bars import BundledSource
+from strategies.indicators import compute as ind
 
 RTOL = 1e-9
 MACD_ATOL = 1e-9

@@ -9,9 +9,10 @@ from django.db import transaction
 from conftest import chain_graph, node
 from strategies.admin import StrategyNotificationForm
 from strategies.models import Strategy, StrategyBatch, StrategyNotification
-from strategies.notifications import notify_run_finished
-from workflows import engine, notify, services
+from strategies.notify.services import notify_run_finished
+from workflows import engine, services
 from workflows.models import NotificationLog, RunStatus
+from workflows.notify import services as notify
 from workflows.tests.receiver import Receiver, tiny_png
 
 DISCORD_SECRET = "SECRET-strategy-discord-1"

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brokers import marketdata
-from brokers.marketdata import BundledSource
+from brokers.marketdata import bars as marketdata
+from brokers.marketdata.bars import BundledSource
 from strategies.ai.offline import (
     ANALYST_LABEL,
     market_context,
@@ -19,7 +19,7 @@ from strategies.ai.offline import (
 )
 from strategies.ai.prompt_defaults import PROMPT_DEFAULTS
 from strategies.ai.schemas import Analysis, Consolidation, Decision, KeyLevels, Signal
-from strategies.indicators import compute
+from strategies.indicators.compute import compute
 
 BARS = 300
 STEPS = np.arange(BARS)

@@ -1,4 +1,4 @@
-"""The reward/risk check and position sizing of strategies/risk.py, against hand-worked numbers.
+"""The reward/risk check and position sizing of strategies/risk/rules.py, against hand-worked numbers.
 
 Pure functions: no database. Thresholds are inclusive ("at" the minimum passes), and the maths is
 decimal on the prices as written, so levels whose R is exactly 1 in decimal pass even where binary
@@ -12,7 +12,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from strategies.risk import (
+from strategies.risk.rules import (
     RiskCheck,
     RiskLimits,
     Sizing,

@@ -9,8 +9,8 @@ from celery.utils.time import ffwd
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from strategies import schedules
 from strategies.models import ScheduleTick, StrategyBatch, StrategySchedule, TickOutcome
+from strategies.schedules import services as schedules
 from strategies.services import StrategyInvalid, strategy_delete, strategy_update
 from strategies.tests.strategy_helpers import fetch_graph, make_strategy, make_workflow
 from workflows import services

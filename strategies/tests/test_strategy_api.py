@@ -6,7 +6,7 @@ from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from strategies.models import Strategy, StrategyBatch, StrategySchedule
-from strategies.schedules import schedule_create
+from strategies.schedules.services import schedule_create
 from strategies.tests.strategy_helpers import SYMBOLS, make_strategy, make_workflow
 from workflows.models import Run, Trigger
 

@@ -13,8 +13,8 @@ from workflows.models import RunStatus
 @pytest.fixture
 def live_gateway(settings, monkeypatch):
     """A live IBKR account on the live port, as the ibkr worker's connection (a FakeIB)."""
-    from brokers import ibkr_orders
-    from brokers.services import trading_control_update
+    from brokers.adapters.ibkr import broker as ibkr_orders
+    from brokers.orders.services import trading_control_update
     from brokers.tests.fake_ib import FakeIB
 
     settings.BROKER, settings.TRADING_MODE, settings.IBKR_PORT, settings.IBKR_ACCOUNT = "ibkr", "live", 4001, ""

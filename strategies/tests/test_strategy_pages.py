@@ -12,7 +12,7 @@ from django_celery_beat.models import PeriodicTask
 
 from brokers.models import Position
 from strategies.models import Strategy, StrategyBatch, StrategySchedule
-from strategies.schedules import schedule_create
+from strategies.schedules.services import schedule_create
 from strategies.services import DEMO_STRATEGY, strategy_run
 from strategies.tests.strategy_helpers import SYMBOLS, make_strategy, make_workflow
 from workflows import engine

@@ -18,7 +18,7 @@ from autogen_ext.models.replay import ReplayChatCompletionClient
 from PIL import Image as PILImage
 from pydantic import ValidationError
 
-from brokers.marketdata import market_source
+from brokers.marketdata.bars import market_source
 from strategies.ai import team
 from strategies.ai.team import DEFAULT_AGENTS, DEFAULT_STOP_TEXT, AgentSpec, TeamTools, team_run
 from strategies.tests.llm_server import fake_llm, llm_settings

@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 import pytest
 
-from strategies import trading_calendar as cal
+from strategies.schedules import calendar as cal
 
 # NYSE's published full-day closures (nyse.com, "Holidays & Trading Hours").
 NYSE_2026 = [

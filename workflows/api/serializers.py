@@ -2,7 +2,7 @@ from datetime import date
 
 from rest_framework import serializers
 
-from workflows.approvals import MAX_QUANTITY
+from workflows.approvals.services import MAX_QUANTITY
 from workflows.models import (
     Approval,
     ApprovalStatus,

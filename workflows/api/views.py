@@ -10,8 +10,9 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from workflows import approvals, engine, selectors, services
+from workflows import engine, selectors, services
 from workflows.api import serializers as s
+from workflows.approvals import services as approvals
 from workflows.errors import ApplicationError
 from workflows.graph import validate_graph
 from workflows.models import ApprovalStatus, Template

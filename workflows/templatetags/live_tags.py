@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from django import template
 
-from workflows.live import run_state_id as _run_state_id
+from workflows.live.stream import run_state_id as _run_state_id
 from workflows.models import Run, StepRun
 
 register = template.Library()

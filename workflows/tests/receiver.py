@@ -136,7 +136,7 @@ class TradeOutputs(StepType):
     tags = frozenset({"data_source"})
 
     def run(self, ctx, inputs, params):
-        from workflows.artifacts import artifact_put
+        from workflows.artifacts.store import artifact_put
 
         trade = params.action != "HOLD"
         decision = {

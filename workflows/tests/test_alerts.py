@@ -3,10 +3,12 @@ queues a task after commit, and an alert that cannot be sent never changes the r
 
 import pytest
 
-from brokers.services import kill_switch_set
+from brokers.orders.services import kill_switch_set
 from conftest import chain_graph, node
-from workflows import alerts, engine, notify, services
+from workflows import engine, services
 from workflows.models import NotificationLog, NotificationStatus, RunStatus
+from workflows.notify import alerts
+from workflows.notify import services as notify
 from workflows.tests.receiver import Answer, Receiver
 
 SECRET = "SECRET-alerts-path-555"

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from conftest import edge, node
 from workflows import engine, services
-from workflows.approvals import approval_decide, approvals_expire, approvals_pending
+from workflows.approvals.services import approval_decide, approvals_expire, approvals_pending
 from workflows.errors import ApplicationError
 from workflows.models import Approval, ApprovalStatus, Run, RunStatus, StepRun, StepStatus
 

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from conftest import edge, node
 from workflows import engine, services
-from workflows.approvals import approval_request
+from workflows.approvals.services import approval_request
 from workflows.models import Approval, ApprovalStatus, Run, RunStatus, StepStatus
 
 pytestmark = pytest.mark.usefixtures("no_dispatch")

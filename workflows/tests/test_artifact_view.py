@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from conftest import chain_graph, node
 from workflows import engine, services
-from workflows.artifacts import artifact_put
+from workflows.artifacts.store import artifact_put
 from workflows.models import Run
 from workflows.tests.s3 import use_minio
 from workflows.tests.test_artifacts import PNG, PUBLIC_ENDPOINT

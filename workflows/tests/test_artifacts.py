@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from minio import Minio
 
-from workflows import artifacts
-from workflows.artifacts import artifact_get, artifact_put, artifact_url
+from workflows.artifacts import store as artifacts
+from workflows.artifacts.store import artifact_get, artifact_put, artifact_url
 from workflows.errors import StepError, TransientStepError
 from workflows.tests.s3 import use_minio
 

@@ -20,7 +20,7 @@ from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
-from workflows.editor_views import editor_bundle_ready
+from workflows.editor.pages import editor_bundle_ready
 from workflows.models import Run, RunStatus, Workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]

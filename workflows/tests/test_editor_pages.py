@@ -8,7 +8,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from workflows import editor_views, services
+from workflows import services
+from workflows.editor import pages as editor_views
 from workflows.models import Template, Workflow
 from workflows.tests import step_types  # noqa: F401 - registers test.source, test.echo, ...
 

@@ -3,11 +3,11 @@
 import pytest
 from django.core.management import call_command
 
-from brokers.marketdata import bars_load
+from brokers.marketdata.bars import bars_load
 from brokers.models import Order
 from conftest import wait_for
 from workflows import engine, services
-from workflows.artifacts import artifact_get
+from workflows.artifacts.store import artifact_get
 from workflows.models import Run, RunStatus, Template
 
 

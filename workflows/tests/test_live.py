@@ -1,4 +1,4 @@
-"""The live run monitor (workflows/live.py): server-sent events of a run's status changes."""
+"""The live run monitor (workflows/live/stream.py): server-sent events of a run's status changes."""
 
 import http.client
 import json
@@ -14,7 +14,7 @@ from pytest_django.live_server_helper import LiveServer
 
 from conftest import chain_graph, node
 from workflows import engine, services
-from workflows.live import run_state_id, state_id, state_id_parse
+from workflows.live.stream import run_state_id, state_id, state_id_parse
 from workflows.models import Run, RunStatus, StepRun, StepStatus
 
 ORDER = [StepStatus.PENDING, StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.SUCCEEDED]
@@ -228,7 +228,7 @@ def test_heartbeats_and_a_bounded_lifetime(client, user, pending_run, settings):
 
 
 def test_a_cancelled_run_waits_for_its_running_step_to_stop(client, user, pending_run, fast_stream, monkeypatch):
-    monkeypatch.setattr("workflows.live.SETTLE_S", 0.3)
+    monkeypatch.setattr("workflows.live.stream.SETTLE_S", 0.3)
     run = pending_run
     StepRun.objects.filter(run=run, node_id="src").update(status=StepStatus.RUNNING, attempt=1)
     engine.run_cancel(run=run)  # src still runs until its next cancel check

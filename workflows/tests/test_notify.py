@@ -1,4 +1,4 @@
-"""workflows/notify.py: each channel kind's payload as it arrives at a local HTTP receiver (with the
+"""workflows/notify/services.py: each channel kind's payload as it arrives at a local HTTP receiver (with the
 PNG), one retry on 5xx/timeouts, and errors that never show a channel's URL or token."""
 
 import base64
@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from workflows import notify
 from workflows.models import NotificationLog, NotificationStatus
-from workflows.notify import Image, NotifyError, notification_send, notification_send_once, scrub
+from workflows.notify import services as notify
+from workflows.notify.services import Image, NotifyError, notification_send, notification_send_once, scrub
 from workflows.tests.receiver import Answer, Receiver, tiny_png
 
 DISCORD_SECRET = "SECRET-discord-token-abc123"

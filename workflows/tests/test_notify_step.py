@@ -6,8 +6,9 @@ import base64
 import pytest
 
 from conftest import edge, node
-from workflows import engine, notify, services
+from workflows import engine, services
 from workflows.models import NotificationLog, Run, RunStatus, StepRun, StepStatus
+from workflows.notify import services as notify
 from workflows.registry import registry
 from workflows.steps import NotifyParams
 from workflows.tests.receiver import Answer, Receiver, tiny_png

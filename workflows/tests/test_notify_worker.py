@@ -1,5 +1,5 @@
 """Notifications on real Celery workers: the notify.webhook step and the failed-run alert task
-(workflows.alerts, registered through CELERY_IMPORTS) run in a worker process and reach the
+(workflows.notify.alerts, registered through CELERY_IMPORTS) run in a worker process and reach the
 test's receiver."""
 
 import pytest

@@ -60,7 +60,7 @@ OBJECT_PAGES = ("workflow-detail", "run-detail")
 
 
 def test_home_is_the_dashboard(client, owner):
-    # The dashboard (strategies/views.py, tested in strategies/tests/test_strategy_pages.py) replaced the redirect.
+    # The dashboard (strategies/pages.py, tested in strategies/tests/test_strategy_pages.py) replaced the redirect.
     client.force_login(owner)
     response = client.get("/")
     assert response.status_code == 200

@@ -10,8 +10,9 @@ from rest_framework.test import APIClient
 
 from conftest import QUEUES, _purge_queues, chain_graph, node, wait_for
 from trading_site.celery import app as celery_app
-from workflows import engine, queue, services
+from workflows import engine, services
 from workflows.models import Run, RunStatus, StepRun, StepStatus
+from workflows.queues import services as queue
 from workflows.tests import queue_steps
 from workflows.tests.step_types import records
 

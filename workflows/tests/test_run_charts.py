@@ -7,7 +7,7 @@ from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 
 from workflows import engine, services
-from workflows.artifacts import artifact_put
+from workflows.artifacts.store import artifact_put
 from workflows.models import Run, StepRun
 from workflows.tests import step_types  # noqa: F401 - registers test.source, test.echo, ...
 

@@ -1,1 +1,0 @@
-"""Brokers' REST API: uploaded bars (uploads), orders, the portfolio and the trading controls (trading)."""

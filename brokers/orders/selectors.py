@@ -1,0 +1,207 @@
+"""Reads for orders, positions, accounts and the trading switches."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from brokers.models import ORDER_OPEN, AccountSnapshot, Order, OrderStatus, Position, TradingControl
+
+
+def trading_control() -> TradingControl:
+    """The one row of switches and limits, created on first use with the installation's defaults."""
+    control, _ = TradingControl.objects.get_or_create(
+        id=1,
+        defaults={
+            "trading_enabled": settings.TRADING_ENABLED,
+            "max_notional": Decimal(str(settings.RISK_MAX_NOTIONAL)),
+            "max_open_positions": settings.RISK_MAX_OPEN_POSITIONS,
+            "daily_loss_limit": Decimal(str(settings.RISK_DAILY_LOSS_LIMIT)),
+        },
+    )
+    return control
+
+
+def orders_visible(*, user) -> QuerySet[Order]:
+    qs = Order.objects.select_related("run__workflow", "decision", "owner")
+    return qs if user.is_staff else qs.filter(owner=user)
+
+
+def orders_open(*, broker: str | None = None) -> QuerySet[Order]:
+    qs = Order.objects.filter(status__in=ORDER_OPEN)
+    return qs.filter(broker=broker) if broker else qs
+
+
+def open_symbols(*, broker: str) -> set[str]:
+    """Symbols held or being entered at this broker: what max_open_positions counts."""
+    working = set(orders_open(broker=broker).values_list("symbol", flat=True))
+    held = set(Position.objects.filter(broker=broker).exclude(quantity=0).values_list("symbol", flat=True))
+    return working | held
+
+
+def start_of_today(now: datetime | None = None) -> datetime:
+    now = timezone.localtime(now or timezone.now())
+    return timezone.make_aware(datetime.combine(now.date(), time.min), now.tzinfo)
+
+
+def realized_today(*, broker: str, now: datetime | None = None) -> Decimal:
+    """Realised P&L (after commissions) of the orders of this broker closed today, local time."""
+    total = Order.objects.filter(
+        broker=broker, status=OrderStatus.CLOSED, closed_at__gte=start_of_today(now)
+    ).aggregate(total=Sum("realized_pnl"))["total"]
+    return total or Decimal(0)
+
+
+def positions_visible(*, user) -> QuerySet[Position]:
+    # Positions belong to the account, not a user: everyone signed in sees the book they trade.
+    return Position.objects.exclude(quantity=0)
+
+
+def equity_curve(*, broker: str) -> QuerySet[AccountSnapshot]:
+    return AccountSnapshot.objects.filter(broker=broker).order_by("taken_at", "id")
+
+
+# Pages and API: orders, the kill switch's report, broker connections, the equity curve, decisions.
+
+
+def orders_working() -> QuerySet[Order]:
+    """Orders whose entry is still working at a broker: what the kill switch cancels."""
+    return Order.objects.filter(status__in=[OrderStatus.SUBMITTING, OrderStatus.SUBMITTED])
+
+
+def kill_switch_outcome(*, order_ids: list[int], problems: list[str]) -> dict:
+    """What became of the orders that were working when the kill switch went on.
+
+    `order_ids`: the orders working just before; an IBKR cancel is done by the ibkr worker,
+    so such an order may still be working here (`pending`)."""
+    statuses = dict(Order.objects.filter(id__in=order_ids).values_list("id", "status"))
+    cancelled = sorted(i for i, s in statuses.items() if s == OrderStatus.CANCELLED)
+    pending = sorted(i for i, s in statuses.items() if s in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED))
+    parts = [f"cancelled {len(cancelled)} working order{'s' if len(cancelled) != 1 else ''}"]
+    if cancelled:
+        parts[0] += " (" + ", ".join(f"#{i}" for i in cancelled) + ")"
+    if pending:
+        parts.append("cancel sent to the IBKR worker for " + ", ".join(f"#{i}" for i in pending))
+    if problems:
+        parts.append("could not cancel: " + "; ".join(problems))
+    return {"cancelled": cancelled, "pending": pending, "problems": list(problems), "message": "; ".join(parts)}
+
+
+def broker_connections() -> list[dict]:
+    """Connection status of the paper broker, and of IBKR only when it is the configured broker.
+
+    The web process never opens an IBKR connection otherwise (the ibkr worker holds the one
+    connection); even then any failure is shown, not raised."""
+    from brokers.adapters.paper.broker import PaperBroker
+
+    rows = []
+    brokers = [("paper", PaperBroker)]
+    if settings.BROKER == "ibkr":
+        from brokers.orders.services import broker_get
+
+        brokers.append(("ibkr", lambda: broker_get("ibkr")))
+    for name, make in brokers:
+        if name == "ibkr":
+            from django.core.cache import cache
+
+            from brokers.orders.sync import CONNECTION_KEY
+
+            remembered = cache.get(CONNECTION_KEY)
+            if remembered:  # what the ibkr worker saw at its last sync
+                rows.append({"account": "", "mode": "", "detail": "", **remembered})
+                continue
+        try:
+            status = make().connection_status()
+        except Exception as exc:  # an adapter's failure is shown on the page, never a 500
+            rows.append({"broker": name, "connected": False, "detail": f"{type(exc).__name__}: {exc}"})
+            continue
+        rows.append(
+            {
+                "broker": status.broker or name,
+                "connected": bool(status.connected),
+                "account": status.account,
+                "mode": status.mode,
+                "detail": status.detail,
+                "checked_at": status.checked_at,
+            }
+        )
+    return rows
+
+
+def equity_points(*, broker: str, max_points: int = 2000) -> list[tuple[datetime, Decimal]]:
+    """(time, equity) of the broker's snapshots, thinned evenly to at most `max_points` (the last kept)."""
+    rows = list(equity_curve(broker=broker).values_list("taken_at", "equity"))
+    if len(rows) <= max_points:
+        return rows
+    step = -(-len(rows) // max_points)
+    thinned = rows[::step]
+    if thinned[-1] != rows[-1]:
+        thinned.append(rows[-1])
+    return thinned
+
+
+def decisions_visible(*, user) -> QuerySet:
+    """Decision records (ai.decide, ai.agent_team) of the runs the user may see, newest first."""
+    from strategies.models import AiKind, AiRecord
+
+    qs = AiRecord.objects.filter(kind__in=[AiKind.DECISION, AiKind.TEAM]).select_related("run__workflow")
+    qs = qs.order_by("-created_at", "-id")
+    return qs if user.is_staff else qs.filter(run__workflow__owner=user)
+
+
+def decision_context(*, records: list) -> None:
+    """Attach to each decision record what the page shows beside it, in a few queries for the page:
+    the images the run's AI steps were sent, the run's R check, its order step and the decision's order."""
+    from strategies.models import AiRecord
+    from workflows.models import StepRun
+
+    run_ids = {r.run_id for r in records}
+    steps: dict[tuple[int, str], StepRun] = {}
+    for step in StepRun.objects.filter(
+        run_id__in=run_ids, step_type__in=["risk.r_check", "broker.place_order"]
+    ).order_by("id"):
+        steps.setdefault((step.run_id, step.step_type), step)
+    images: dict[int, list[dict]] = {}
+    for run_id, record_images in (
+        AiRecord.objects.filter(run_id__in=run_ids).order_by("id").values_list("run_id", "images")
+    ):
+        for image in record_images or []:
+            if isinstance(image, dict) and isinstance(image.get("key"), str):
+                seen = images.setdefault(run_id, [])
+                if all(i["key"] != image["key"] for i in seen):
+                    seen.append(image)
+    orders: dict[int, Order] = {}
+    for order in Order.objects.filter(decision_id__in=[r.id for r in records]).order_by("id"):
+        orders.setdefault(order.decision_id, order)
+    for record in records:
+        record.sent_images = images.get(record.run_id, [])
+        check = steps.get((record.run_id, "risk.r_check"))
+        risk = (check.outputs or {}).get("risk") if check else None
+        record.risk = risk if isinstance(risk, dict) else None
+        record.order = orders.get(record.id)
+        record.outcome = _decision_outcome(record, steps.get((record.run_id, "broker.place_order")))
+
+
+def _decision_outcome(record, place_step) -> str:
+    """Why no order came of the decision (when none did): the order step, the R check, or HOLD."""
+    if record.order is not None:
+        return ""
+    placed = (place_step.outputs or {}).get("order") if place_step else None
+    if isinstance(placed, dict) and placed.get("reason"):
+        return f"No order: {placed['reason']}"
+    if place_step is not None and place_step.status == "failed" and place_step.error:
+        return f"The order step failed: {place_step.error}"
+    risk = record.risk
+    if risk and not risk.get("passed") and risk.get("reasons"):
+        return "No order: " + "; ".join(str(r) for r in risk["reasons"])
+    if record.error:
+        return f"HOLD: {record.error}"
+    if (record.action or "").upper() == "HOLD":
+        return "HOLD"
+    if record.run.status in ("pending", "running", "waiting"):
+        return f"No order yet: the run is {record.run.status}"
+    return "No order was placed"

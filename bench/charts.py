@@ -38,7 +38,7 @@ PANELS = ["volume", "macd", "rsi"]
 
 
 def with_indicators(df: pd.DataFrame) -> pd.DataFrame:
-    from strategies.steps import _with_indicators
+    from strategies.charts.steps import _with_indicators
 
     try:
         return _with_indicators(df, [*OVERLAYS, *PANELS])

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,11 @@ import pandas as pd
 from workflows.errors import StepError
 
 # What a chart may show; the step's Params and the figure share these names.
-OVERLAYS = ("sma_20", "sma_50", "sma_200", "ema_20", "bollinger", "supertrend")
-PANELS = ("volume", "macd", "rsi")
+# What a chart can draw: lines over the candles, and panels under them (the step form offers these).
+Overlay = Literal["sma_20", "sma_50", "sma_200", "ema_20", "bollinger", "supertrend"]
+Panel = Literal["volume", "macd", "rsi"]
+OVERLAYS: tuple[str, ...] = get_args(Overlay)
+PANELS: tuple[str, ...] = get_args(Panel)
 # Indicator columns each overlay/panel needs (the strategies.indicators contract).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "sma_20": ("sma_20",),

@@ -220,7 +220,7 @@ class _Ctx:
 
 @pytest.mark.parametrize("store", ["filesystem", "minio"])
 def test_render_chart_step_stores_png_and_figure(settings, s3_endpoint, store):
-    from strategies import steps as chart_steps
+    from strategies.charts import steps as chart_steps
 
     if store == "minio":
         use_minio(settings, s3_endpoint)
@@ -241,7 +241,7 @@ def test_render_chart_step_stores_png_and_figure(settings, s3_endpoint, store):
 
 
 def test_render_chart_step_reads_bars_with_indicators():
-    from strategies import steps as chart_steps
+    from strategies.charts import steps as chart_steps
     from strategies.indicators import compute as indicators
 
     raw = BundledSource().bars(symbol="AAPL", bar="1d", period="2y")
@@ -263,7 +263,7 @@ def test_render_chart_step_reads_bars_with_indicators():
 
 
 def test_render_chart_step_describes_itself():
-    from strategies.steps import RenderChart
+    from strategies.charts.steps import RenderChart
     from workflows.registry import registry
 
     assert registry.get("strategies.render_chart") is RenderChart

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from brokers.marketdata.bars import bars_load
 from brokers.marketdata.steps import FetchBars
 from strategies.indicators.compute import INDICATOR_NAMES, compute, indicators_load
-from strategies.steps import Indicators
+from strategies.indicators.steps import Indicators
 from workflows.engine import StepContext
 from workflows.registry import registry
 

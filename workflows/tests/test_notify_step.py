@@ -6,11 +6,11 @@ import base64
 import pytest
 
 from conftest import edge, node
+from strategies.notify.steps import NotifyParams
 from workflows import engine, services
 from workflows.models import NotificationLog, Run, RunStatus, StepRun, StepStatus
 from workflows.notify import services as notify
 from workflows.registry import registry
-from workflows.steps import NotifyParams
 from workflows.tests.receiver import Answer, Receiver, tiny_png
 
 TOKEN = "SECRET-hook-token-987"

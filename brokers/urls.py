@@ -18,7 +18,6 @@ urlpatterns = [
     path("orders/controls/", trading_views.trading_control_view, name="trading-control"),
     path("orders/kill-switch/", trading_views.kill_switch_view, name="kill-switch"),
     path("portfolio/", trading_views.portfolio, name="portfolio"),
-    path("decisions/", trading_views.decision_list, name="decision-list"),
     path("api/market-data/uploads/", uploads.UploadListView.as_view(), name="api-market-data-uploads"),
     path("api/orders/<int:pk>/cancel/", trading.OrderCancelView.as_view(), name="api-order-cancel"),
     path("api/portfolio/", trading.PortfolioView.as_view(), name="api-portfolio"),

@@ -7,6 +7,7 @@ from strategies import api as strategy_api
 from strategies import pages as views
 from strategies.ai import api
 from strategies.analytics.pages import AnalyticsView, analytics_page
+from strategies.decisions.pages import decision_list
 
 router = SimpleRouter(use_regex_path=False)
 router.register("api/strategies", strategy_api.StrategyViewSet, basename="api-strategy")
@@ -17,6 +18,8 @@ schedule_detail = strategy_api.ScheduleViewSet.as_view(
 )
 
 urlpatterns = [
+    path("", views.dashboard, name="home"),
+    path("decisions/", decision_list, name="decision-list"),
     path("api/prompts/", api.PromptListView.as_view(), name="api-prompts"),
     path("api/prompts/<slug:key>/", api.PromptVersionsView.as_view(), name="api-prompt-versions"),
     path("api/runs/<int:pk>/ai-records/", api.RunAiRecordsView.as_view(), name="api-run-ai-records"),

@@ -1,6 +1,5 @@
 from django.urls import path
 
-from strategies import pages as strategy_views
 from workflows import pages as views
 from workflows.approvals import pages as approval_views
 from workflows.artifacts import pages as artifact_views
@@ -9,7 +8,6 @@ from workflows.live.pages import run_events
 from workflows.queues.pages import queue_list, queue_step_retry, queue_task_cancel
 
 urlpatterns = [
-    path("", strategy_views.dashboard, name="home"),
     path("workflows/", views.workflow_list, name="workflow-list"),
     path("workflows/<int:pk>/", views.workflow_detail, name="workflow-detail"),
     path("workflows/new/", workflow_new, name="workflow-new"),

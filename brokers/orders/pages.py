@@ -1,6 +1,6 @@
-"""Trading pages: Orders (with the trading controls and the kill switch), Portfolio, Decisions.
+"""Trading pages: Orders (with the trading controls and the kill switch) and Portfolio.
 
-Reads go through the selectors (orders: own rows, staff all; a decision: through its run), so an
+Reads go through the selectors (orders: own rows, staff all), so an
 order a user may not see is a 404. Writes go through the broker services; an ApplicationError is
 shown on the page with HTTP 400, never a 500. The switches and limits are staff only: a plain
 user sees them and gets 403 on a change.
@@ -8,9 +8,7 @@ user sees them and gets 403 on a change.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
-from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
@@ -24,8 +22,6 @@ from brokers.adapters.paper.broker import PaperBroker
 from brokers.models import ORDER_OPEN, OrderStatus
 from brokers.orders.selectors import (
     broker_connections,
-    decision_context,
-    decisions_visible,
     equity_points,
     kill_switch_outcome,
     orders_visible,
@@ -37,8 +33,6 @@ from brokers.orders.services import kill_switch_set, order_cancel, trading_contr
 from workflows.errors import ApplicationError
 
 ORDERS_PER_PAGE = 50
-DECISIONS_PER_PAGE = 25
-ACTIONS = ("BUY", "SELL", "HOLD")
 LIMIT_FIELDS = ("max_notional", "max_open_positions", "daily_loss_limit")
 
 
@@ -162,33 +156,3 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         "control": trading_control(),
     }
     return render(request, "brokers/portfolio.html", context)
-
-
-# Decisions
-
-
-@require_safe
-def decision_list(request: HttpRequest) -> HttpResponse:
-    records = decisions_visible(user=request.user)
-    filters: dict[str, str] = {}
-    action = request.GET.get("action", "").strip().upper()
-    if action in ACTIONS:
-        records, filters["action"] = records.filter(action=action), action
-    symbol = request.GET.get("symbol", "").strip().upper()
-    if symbol:
-        records, filters["symbol"] = records.filter(symbol=symbol), symbol
-    decision = request.GET.get("decision", "")
-    if re.fullmatch(r"[0-9]{1,18}", decision):
-        records, filters["decision"] = records.filter(id=int(decision)), decision
-    page = Paginator(records, DECISIONS_PER_PAGE).get_page(request.GET.get("page"))
-    rows: list[Any] = list(page.object_list)
-    decision_context(records=rows)
-    context = {
-        "section": "decisions",
-        "page": page,
-        "decisions": rows,
-        "filters": filters,
-        "filter_query": urlencode(filters),
-        "actions": ACTIONS,
-    }
-    return render(request, "brokers/decisions.html", context)

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import io
 import json
-import math
 import re
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -52,6 +51,7 @@ from brokers.marketdata.bars import iso_date
 from strategies.ai.llm import NO_KEY, _one_line, _scrub
 from strategies.ai.schemas import Decision, hold, validation_message
 from strategies.indicators.compute import INDICATOR_NAMES, compute, indicator_columns, latest_values
+from strategies.risk.rules import reward_risk
 
 AgentTool = Literal["market_data", "risk"]
 Mode = Literal["round_robin", "selector"]
@@ -209,21 +209,13 @@ class TeamTools:
         }
 
     def risk(self, side: Literal["long", "short"], entry: float, stop: float, target: float) -> dict[str, Any]:
-        """R = reward / risk and profit margin = reward / entry, for a long or a short."""
-        if not all(math.isfinite(v) for v in (entry, stop, target)) or entry <= 0:
-            return {"r": None, "profit_margin": None, "valid": False, "reason": "entry must be a positive number"}
-        sign = 1 if side == "long" else -1
-        risk, reward = sign * (entry - stop), sign * (target - entry)
-        below, above = ("below", "above") if side == "long" else ("above", "below")
-        if risk <= 0:
-            reason = f"for a {side} the stop {stop:g} must be {below} the entry {entry:g}"
-        elif reward <= 0:
-            reason = f"for a {side} the target {target:g} must be {above} the entry {entry:g}"
-        else:
-            r = reward / risk
-            note = "below 1: the reward does not pay for the risk" if r < 1 else "at least 1"
-            return {"r": round(r, 4), "profit_margin": round(reward / entry, 6), "valid": True, "reason": f"R {note}"}
-        return {"r": None, "profit_margin": None, "valid": False, "reason": reason}
+        """R = reward / risk and profit margin = reward / entry, for a long or a short (strategies.risk.rules)."""
+        try:
+            r, margin = reward_risk(side, entry, stop, target)
+        except ValueError as exc:
+            return {"r": None, "profit_margin": None, "valid": False, "reason": str(exc)}
+        note = "below 1: the reward does not pay for the risk" if r < 1 else "at least 1"
+        return {"r": round(r, 4), "profit_margin": round(margin, 6), "valid": True, "reason": f"R {note}"}
 
     def function_tools(self) -> dict[str, FunctionTool]:
         return {

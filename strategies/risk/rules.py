@@ -208,8 +208,13 @@ def _target_problem(side: Side, entry: Decimal, target: Decimal) -> str | None:
 
 
 def _r(entry: Decimal, stop: Decimal, target: Decimal) -> Decimal:
-    """|target - entry| / |entry - stop|, for levels already known to be on the right sides."""
+    """THE R formula: |target - entry| / |entry - stop|, for levels already known to be on the right sides."""
     return _CTX.divide(abs(_CTX.subtract(target, entry)), abs(_CTX.subtract(entry, stop)))
+
+
+def _margin(entry: Decimal, target: Decimal) -> Decimal:
+    """THE profit margin formula: |target - entry| / entry."""
+    return _CTX.divide(abs(_CTX.subtract(target, entry)), entry)
 
 
 def r_coefficient(side: Side, entry: float, stop: float, target: float) -> float:
@@ -218,6 +223,13 @@ def r_coefficient(side: Side, entry: float, stop: float, target: float) -> float
     Raises ValueError, with the reason risk_check would give, when a level is not a finite number
     > 0, stop == entry (R undefined), or the stop or target is not on its side of the entry.
     """
+    return reward_risk(side, entry, stop, target)[0]
+
+
+def reward_risk(side: Side, entry: float, stop: float, target: float) -> tuple[float, float]:
+    """(R, profit margin) of a trade's levels, or ValueError with the reason risk_check would give.
+
+    The one place outside risk_check that turns levels into R (agent tools, notifications)."""
     side = _side(side)
     levels: dict[str, Decimal] = {}
     for name, value in (("entry", entry), ("stop", stop), ("target", target)):
@@ -230,7 +242,9 @@ def r_coefficient(side: Side, entry: float, stop: float, target: float) -> float
     )
     if problem:
         raise ValueError(problem)
-    return float(_r(levels["entry"], levels["stop"], levels["target"]))
+    return float(_r(levels["entry"], levels["stop"], levels["target"])), float(
+        _margin(levels["entry"], levels["target"])
+    )
 
 
 def risk_check(*, action: str, entry: Any, stop: Any, target: Any, last_price: Any, limits: RiskLimits) -> RiskCheck:
@@ -296,12 +310,12 @@ def risk_check(*, action: str, entry: Any, stop: Any, target: Any, last_price: A
     if target_ok:
         reward = abs(_CTX.subtract(t, e))
     if stop_ok and target_ok:
-        r = _CTX.divide(reward, risk)
+        r = _r(e, s, t)
         if reward < _CTX.multiply(Decimal(repr(limits.min_r)), risk):
             shown, minimum = _versus(_ratio, r, limits.min_r)
             reasons.append(f"R {shown} is below the minimum {minimum} (reward {_num(reward)} / risk {_num(risk)})")
     if target_ok:
-        margin = _CTX.divide(reward, e)
+        margin = _margin(e, t)
         if reward < _CTX.multiply(Decimal(repr(limits.min_profit)), e):
             shown, minimum = _versus(_pct, margin, limits.min_profit)
             reasons.append(

@@ -195,8 +195,12 @@ def test_risk_tool_computes_r_in_code(side, entry, stop, target, expected):
 
 def test_risk_tool_reasons_name_the_problem():
     tools = TeamTools(symbol="X", bars=None, indicators=None)
-    assert tools.risk("long", 100, 105, 110)["reason"] == "for a long the stop 105 must be below the entry 100"
-    assert tools.risk("short", 100, 105, 101)["reason"] == "for a short the target 101 must be below the entry 100"
+    assert tools.risk("long", 100, 105, 110)["reason"] == (
+        "stop 105.00 is above the entry 100.00: a long's stop must be below its entry"
+    )
+    assert tools.risk("short", 100, 105, 101)["reason"] == (
+        "target 101.00 is above the entry 100.00: a short's target must be below its entry"
+    )
     assert "below 1" in tools.risk("long", 100, 90, 105)["reason"]
 
 

@@ -1,3 +1,8 @@
+"""`manage.py bootstrap`: a local installation ready to use (templates, prompts, an admin, demo workflows
+and a demo strategy).
+
+It lives in strategies, the top layer, because it seeds every app's data."""
+
 import secrets
 
 from django.contrib.auth import get_user_model

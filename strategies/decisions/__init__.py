@@ -1,0 +1,1 @@
+"""Decisions: every AI decision with its evidence and outcome (page and reads)."""

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-BAR_CHOICES = [(bar, bar) for bar in ("1m", "5m", "15m", "1h", "1d", "1w")]
+from brokers.marketdata.bar_sizes import BAR_CHOICES
 
 
 class UploadedBars(models.Model):

@@ -6,8 +6,9 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from brokers.marketdata.bar_sizes import BAR_CHOICES
 from brokers.marketdata.uploads import bars_upload, uploads_visible
-from brokers.models import BAR_CHOICES, UploadedBars
+from brokers.models import UploadedBars
 
 
 class UploadedBarsSerializer(serializers.ModelSerializer):

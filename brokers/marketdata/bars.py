@@ -18,21 +18,14 @@ import pandas as pd
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from brokers.marketdata.bar_sizes import BARS, INTRADAY_MINUTES
 from workflows.artifacts.store import artifact_get, artifact_put
 from workflows.errors import StepError
 
 NEW_YORK = "America/New_York"
 COLUMNS = ["open", "high", "low", "close", "volume"]
 AGGREGATION = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-# Finest first: a resample may only go right.
-BARS = ("1m", "5m", "15m", "1h", "1d", "1w")
-BAR_LABELS = {"1m": "1-minute", "5m": "5-minute", "15m": "15-minute", "1h": "hourly", "1d": "daily", "1w": "weekly"}
-INTRADAY = {
-    "1m": pd.Timedelta(minutes=1),
-    "5m": pd.Timedelta(minutes=5),
-    "15m": pd.Timedelta(minutes=15),
-    "1h": pd.Timedelta(hours=1),
-}
+INTRADAY = {bar: pd.Timedelta(minutes=minutes) for bar, minutes in INTRADAY_MINUTES.items()}
 # Shared with the fetch step's Params so the editor refuses what parse_period would.
 PERIOD_PATTERN = r"^(max|[1-9][0-9]{0,3}[dwmy])$"
 _PERIOD_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}

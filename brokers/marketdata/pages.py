@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from brokers.marketdata.bars import BARS
+from brokers.marketdata.bar_sizes import BARS
 from brokers.marketdata.uploads import bars_upload, uploads_visible
 from workflows.errors import ApplicationError
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
+from brokers.marketdata.bar_sizes import Bar
 from brokers.marketdata.bars import PERIOD_PATTERN, MarketDataSource, bars_load, bars_ref, market_source, resample
 from workflows.registry import Port, StepType, register
 
 if TYPE_CHECKING:
     from workflows.engine import StepContext
 
-Bar = Literal["1m", "5m", "15m", "1h", "1d", "1w"]
 BARS_PORT = Port("bars", "bars", "OHLCV bars stored as a CSV artifact")
 
 

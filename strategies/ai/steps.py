@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from brokers.marketdata.bars import BAR_LABELS, bars_load
+from brokers.marketdata.bar_sizes import BAR_LABELS
+from brokers.marketdata.bars import bars_load
 from strategies.ai import team
 from strategies.ai.llm import LlmConfig, LlmReply, cost_of, llm_complete, llm_configured
 from strategies.ai.offline import market_context, offline_analysis, offline_consolidate, offline_decision

@@ -31,6 +31,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
+from brokers.marketdata.bar_sizes import SESSION_BARS
 from workflows.errors import StepError
 
 # What a chart may show; the step's Params and the figure share these names.
@@ -84,7 +85,7 @@ def _values(series: pd.Series, digits: int = 4) -> list[float | None]:
 
 
 def _labels(index: pd.DatetimeIndex, bar: str) -> list[str]:
-    if bar in ("1d", "1w") or (index.tz is None and bool((index == index.normalize()).all())):
+    if bar in SESSION_BARS or (index.tz is None and bool((index == index.normalize()).all())):
         return [f"{ts:%Y-%m-%d}" for ts in index]
     return [f"{ts:%Y-%m-%d %H:%M}" for ts in index]
 
@@ -93,7 +94,7 @@ def _ticks(index: pd.DatetimeIndex, labels: list[str], bar: str, *, target: int 
     """Tick positions at calendar boundaries (session, month, quarter, year), thinned to ~target."""
     if len(index) == 0:
         return [], []
-    if bar in ("1d", "1w"):
+    if bar in SESSION_BARS:
         span_days = (index[-1] - index[0]).days
         if span_days > 365 * 4:
             key, fmt = index.year, "%Y"

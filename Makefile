@@ -34,6 +34,7 @@ run: $(STAMP) .env frontend
 test: $(STAMP) frontend
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	cd frontend && npm test
 	DEBUG=true $(BIN)/python -m pytest
 

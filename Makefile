@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format frontend bench clean
+.PHONY: run test lint format frontend types bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@# A venv without pip (python3-venv was missing when it was made) is made again.
@@ -21,6 +21,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 frontend:
 	@if [ -f frontend/package.json ]; then cd frontend && npm ci --no-audit --no-fund && npm run build; fi
+
+# The graph's JSON Schema from its pydantic models (workflows/graph.py), then the editor's
+# TypeScript types from that schema; both are committed, and tests fail when they are stale.
+types: $(STAMP)
+	DEBUG=true $(BIN)/python manage.py graph_schema
+	cd frontend && { test -d node_modules || npm ci --no-audit --no-fund; } && npm run gen:types
 
 # Web server + Celery worker + Celery Beat in the foreground on the embedded defaults. Ctrl-C stops all.
 run: $(STAMP) .env frontend

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from workflows.errors import GraphInvalid
 from workflows.registry import ANY, StepType, registry
@@ -27,6 +27,19 @@ REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Values only known when a run starts; a reference to them is valid at save time.
 RUNTIME_PARAMS = frozenset({"symbol"})
 ParamValue = str | int | float | bool
+# Where the editor draws a node. Only the values are checked (the engine never reads it); the
+# published schemas (workflows/api/schema.py) name the x and y the editor writes.
+Position = Annotated[
+    dict[str, float],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+            "required": ["x", "y"],
+            "additionalProperties": {"type": "number"},
+        }
+    ),
+]
 
 
 class RetrySpec(BaseModel):
@@ -43,7 +56,7 @@ class NodeSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     retry: RetrySpec = Field(default_factory=RetrySpec)
     timeout_s: int | None = Field(None, ge=1, le=86400)
-    position: dict[str, float] | None = None
+    position: Position | None = None
 
     @field_validator("params")
     @classmethod
@@ -77,8 +90,19 @@ class GraphSpec(BaseModel):
     edges: list[EdgeSpec] = Field(default_factory=list, max_length=MAX_EDGES)
 
 
+class GraphErrorSpec(BaseModel):
+    """One validation problem: it points at a node, an edge (its index) and a field."""
+
+    model_config = ConfigDict(extra="forbid")
+    node: str | None
+    edge: int | None
+    field: str | None
+    code: str
+    message: str
+
+
 def error(message: str, *, code: str, node: str | None = None, field: str | None = None, edge: int | None = None):
-    return {"node": node, "edge": edge, "field": field, "code": code, "message": message}
+    return GraphErrorSpec(node=node, edge=edge, field=field, code=code, message=message).model_dump()
 
 
 class MissingParam(KeyError):

@@ -1,35 +1,21 @@
 // Shapes of the graph format (DESIGN §3) and of the API's answers the editor uses.
+// The graph's shapes are generated from the server's pydantic models (workflows/graph.py) into
+// generated/graph.ts by `make types`; here they get the names the editor uses.
 
-export type ParamValue = string | number | boolean;
+import type { EdgeSpec, GraphErrorSpec, GraphSpec, NodeSpec } from "./generated/graph";
 
-export interface RetrySpec {
-  max?: number;
-  backoff_s?: number;
-}
+export type { RetrySpec } from "./generated/graph";
 
-export interface GraphNode {
-  id: string;
-  type: string;
-  label?: string;
-  params: Record<string, unknown>;
-  retry?: RetrySpec;
-  timeout_s?: number | null;
-  position?: { x: number; y: number };
-}
+/** A workflow parameter's value. */
+export type ParamValue = NonNullable<GraphSpec["params"]>[string];
 
-export interface GraphEdge {
-  source: string;
-  source_port: string;
-  target: string;
-  target_port: string;
-}
+/** A step as the editor holds it: `params` is always there (parseGraph fills it in). */
+export type GraphNode = NodeSpec & { params: Record<string, unknown> };
 
-export interface Graph {
-  schema: number;
-  params: Record<string, ParamValue>;
-  nodes: GraphNode[];
-  edges: GraphEdge[];
-}
+export type GraphEdge = EdgeSpec;
+
+/** A graph as the editor holds it: every field is there (parseGraph fills in the defaults). */
+export type Graph = Required<Omit<GraphSpec, "nodes">> & { nodes: GraphNode[] };
 
 export interface PortDef {
   name: string;
@@ -77,13 +63,7 @@ export interface StepTypeDef {
 }
 
 /** One validation problem, as the server reports it: it points at a node, an edge index and a field. */
-export interface GraphError {
-  node: string | null;
-  edge: number | null;
-  field: string | null;
-  code: string;
-  message: string;
-}
+export type GraphError = GraphErrorSpec;
 
 export interface Version {
   number: number;

@@ -24,7 +24,12 @@ def _copy(tmp_path: Path) -> Path:
 
 def _lint(where: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(LINT), "--no-cache"], cwd=where, capture_output=True, text=True, env={"PYTHONPATH": str(where)}, timeout=120
+        [str(LINT), "--no-cache"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(where)},
+        timeout=120,
     )
 
 

@@ -1,8 +1,11 @@
 from datetime import date
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from workflows.api import schema  # noqa: F401 - registers the OpenAPI extension for pydantic models
 from workflows.approvals.services import MAX_QUANTITY
+from workflows.graph import GraphErrorSpec, GraphSpec
 from workflows.models import (
     Approval,
     ApprovalStatus,
@@ -14,13 +17,34 @@ from workflows.models import (
     Workflow,
     WorkflowVersion,
 )
-from workflows.selectors import version_latest
+from workflows.selectors import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, version_latest
+
+
+@extend_schema_field(GraphSpec)
+class GraphField(serializers.JSONField):
+    """A workflow graph: any JSON here (services validate it fully), described in the API
+    schema by the pydantic models of workflows/graph.py."""
+
+
+@extend_schema_field(GraphErrorSpec)
+class GraphErrorField(serializers.JSONField):
+    pass
+
+
+class GraphValidationSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    errors = serializers.ListField(child=GraphErrorField(), help_text="Empty when valid")
+
+
+class GraphInvalidSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What is wrong; for a graph, its first problem and how many more")
+    errors = serializers.ListField(child=GraphErrorField(), required=False, help_text="Every problem of the graph")
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     latest_version = serializers.SerializerMethodField()
-    graph = serializers.JSONField(write_only=True, help_text="The first version's graph (create only)")
+    graph = GraphField(write_only=True, help_text="The first version's graph (create only)")
     message = serializers.CharField(write_only=True, required=False, default="Created", max_length=500)
 
     class Meta:
@@ -55,6 +79,7 @@ class WorkflowUpdateSerializer(serializers.ModelSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
+    graph = GraphField(read_only=True)
     author = serializers.CharField(source="author.username", read_only=True, default=None)
     restored_from = serializers.IntegerField(source="restored_from.number", read_only=True, default=None)
 
@@ -65,7 +90,7 @@ class VersionSerializer(serializers.ModelSerializer):
 
 
 class VersionSaveSerializer(serializers.Serializer):
-    graph = serializers.JSONField()
+    graph = GraphField()
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
@@ -74,7 +99,28 @@ class CloneSerializer(serializers.Serializer):
 
 
 class GraphSerializer(serializers.Serializer):
-    graph = serializers.JSONField()
+    graph = GraphField()
+
+
+# The two below only describe the export document in the API schema: selectors.workflow_export
+# makes it, services.workflow_import checks it.
+class WorkflowExportSerializer(serializers.Serializer):
+    """A workflow version as a JSON document; import takes it back."""
+
+    format = serializers.ChoiceField(choices=[EXPORT_FORMAT])
+    format_version = serializers.ChoiceField(choices=[EXPORT_FORMAT_VERSION])
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    version = serializers.IntegerField(allow_null=True, help_text="The exported version's number")
+    graph = GraphField(allow_null=True, help_text="null when the workflow has no version")
+
+
+class WorkflowImportSerializer(WorkflowExportSerializer):
+    """A document as export gives it."""
+
+    description = serializers.CharField(required=False, allow_blank=True)
+    version = serializers.IntegerField(required=False, allow_null=True, help_text="Ignored")
+    graph = GraphField()
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -177,6 +223,8 @@ class RunFilterSerializer(serializers.Serializer):
 
 
 class TemplateSerializer(serializers.ModelSerializer):
+    graph = GraphField(read_only=True)
+
     class Meta:
         model = Template
         fields = ["slug", "name", "description", "graph"]

@@ -5,7 +5,7 @@ Every query goes through the selectors, so another user's objects are 404, never
 import re
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +19,13 @@ from workflows.models import ApprovalStatus, Template
 from workflows.registry import registry
 from workflows.run_filters import runs_filter
 
+# The 400 answer of a workflows.errors.ApplicationError, such as an invalid graph (GraphInvalid).
+GRAPH_INVALID = OpenApiResponse(
+    s.GraphInvalidSerializer,
+    description="Refused: `detail` says why; for an invalid graph `errors` lists every problem. "
+    "(A missing or malformed request field is {field: [messages]} instead.)",
+)
+
 
 class StepTypeListView(APIView):
     @extend_schema(responses={200: dict}, summary="Every registered step type, with its JSON schema and ports")
@@ -27,7 +34,11 @@ class StepTypeListView(APIView):
 
 
 class GraphValidateView(APIView):
-    @extend_schema(request=s.GraphSerializer, responses={200: dict}, summary="Check a graph without saving it")
+    @extend_schema(
+        request=s.GraphSerializer,
+        responses={200: s.GraphValidationSerializer},
+        summary="Check a graph without saving it",
+    )
     def post(self, request):
         data = _valid(s.GraphSerializer, request.data)
         _, errors = validate_graph(data["graph"])
@@ -52,6 +63,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             return s.WorkflowUpdateSerializer
         return s.WorkflowSerializer
 
+    @extend_schema(responses={201: s.WorkflowSerializer, 400: GRAPH_INVALID})
     def create(self, request, *args, **kwargs):
         data = _valid(s.WorkflowSerializer, request.data)
         workflow = services.workflow_create(owner=request.user, **data)
@@ -74,7 +86,11 @@ class VersionListView(APIView):
         versions = _workflow(request, pk).versions.select_related("author", "restored_from").order_by("-number")
         return Response(s.VersionSerializer(versions, many=True).data)
 
-    @extend_schema(request=s.VersionSaveSerializer, responses={201: s.VersionSerializer}, summary="Save a new version")
+    @extend_schema(
+        request=s.VersionSaveSerializer,
+        responses={201: s.VersionSerializer, 400: GRAPH_INVALID},
+        summary="Save a new version",
+    )
     def post(self, request, pk):
         data = _valid(s.VersionSaveSerializer, request.data)
         version = services.version_save(workflow=_workflow(request, pk), author=request.user, **data)
@@ -89,7 +105,11 @@ class VersionDetailView(APIView):
 
 
 class VersionRestoreView(APIView):
-    @extend_schema(request=None, responses={201: s.VersionSerializer}, summary="Restore a version as a new version")
+    @extend_schema(
+        request=None,
+        responses={201: s.VersionSerializer, 400: GRAPH_INVALID},
+        summary="Restore a version as a new version",
+    )
     def post(self, request, pk, number):
         version = get_object_or_404(_workflow(request, pk).versions, number=number)
         restored = services.version_restore(version=version, author=request.user)
@@ -97,7 +117,9 @@ class VersionRestoreView(APIView):
 
 
 class WorkflowCloneView(APIView):
-    @extend_schema(request=s.CloneSerializer, responses={201: s.WorkflowSerializer}, summary="Copy a workflow")
+    @extend_schema(
+        request=s.CloneSerializer, responses={201: s.WorkflowSerializer, 400: GRAPH_INVALID}, summary="Copy a workflow"
+    )
     def post(self, request, pk):
         data = _valid(s.CloneSerializer, request.data)
         clone = services.workflow_clone(workflow=_workflow(request, pk), owner=request.user, name=data.get("name"))
@@ -107,7 +129,7 @@ class WorkflowCloneView(APIView):
 class WorkflowExportView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("version", int, description="Version number; latest if omitted")],
-        responses={200: dict},
+        responses={200: s.WorkflowExportSerializer},
         summary="Export a workflow version as JSON",
     )
     def get(self, request, pk):
@@ -121,7 +143,11 @@ class WorkflowExportView(APIView):
 
 
 class WorkflowImportView(APIView):
-    @extend_schema(request=dict, responses={201: s.WorkflowSerializer}, summary="Create a workflow from an export")
+    @extend_schema(
+        request=s.WorkflowImportSerializer,
+        responses={201: s.WorkflowSerializer, 400: GRAPH_INVALID},
+        summary="Create a workflow from an export",
+    )
     def post(self, request):
         workflow = services.workflow_import(owner=request.user, document=request.data)
         return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
@@ -203,7 +229,9 @@ class TemplateListView(APIView):
 
 class TemplateUseView(APIView):
     @extend_schema(
-        request=s.CloneSerializer, responses={201: s.WorkflowSerializer}, summary="New workflow from a template"
+        request=s.CloneSerializer,
+        responses={201: s.WorkflowSerializer, 400: GRAPH_INVALID},
+        summary="New workflow from a template",
     )
     def post(self, request, slug):
         data = _valid(s.CloneSerializer, request.data)

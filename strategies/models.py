@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from workflows.models import WriteOnce
+
 
 class PromptKind(models.TextChoices):
     CHART = "chart", "Chart analysis"
@@ -10,12 +12,7 @@ class PromptKind(models.TextChoices):
     DECIDE = "decide", "Trading decision"
 
 
-class ImmutableQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("Prompt versions are immutable; save a new version instead")
-
-
-class PromptTemplate(models.Model):
+class PromptTemplate(WriteOnce):
     """One version of a prompt. Editing saves version N+1, so a decision names the exact text it used."""
 
     key = models.SlugField(max_length=60, help_text="Name steps refer to, e.g. chart_daily")
@@ -28,7 +25,7 @@ class PromptTemplate(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = ImmutableQuerySet.as_manager()
+    immutable_error = "Prompt versions are immutable; save a new version instead"
 
     class Meta:
         ordering = ["key", "-version"]
@@ -36,12 +33,6 @@ class PromptTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} v{self.version}"
-
-    def save(self, *args, **kwargs):
-        # Integrity, not business logic: a version row is written once.
-        if not self._state.adding:
-            raise TypeError("Prompt versions are immutable; save a new version instead")
-        super().save(*args, **kwargs)
 
 
 class AiKind(models.TextChoices):

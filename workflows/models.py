@@ -36,10 +36,28 @@ class Workflow(models.Model):
 
 class ImmutableQuerySet(models.QuerySet):
     def update(self, **kwargs):
-        raise TypeError("Workflow versions are immutable; save a new version instead")
+        raise TypeError(self.model.immutable_error)
 
 
-class WorkflowVersion(models.Model):
+class WriteOnce(models.Model):
+    """A row written once and never changed (versions of workflows and prompts): editing saves a new row.
+
+    Integrity, not business logic: both the queryset's update() and save() of an existing row refuse."""
+
+    immutable_error = "These rows are immutable; save a new version instead"
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError(self.immutable_error)
+        super().save(*args, **kwargs)
+
+
+class WorkflowVersion(WriteOnce):
     """One saved state of a workflow's graph. Never changed once written (DESIGN §3)."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
@@ -50,7 +68,7 @@ class WorkflowVersion(models.Model):
     restored_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = ImmutableQuerySet.as_manager()
+    immutable_error = "Workflow versions are immutable; save a new version instead"
 
     class Meta:
         ordering = ["workflow", "-number"]
@@ -58,12 +76,6 @@ class WorkflowVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow} v{self.number}"
-
-    def save(self, *args, **kwargs):
-        # Integrity, not business logic: a version row is written once.
-        if not self._state.adding:
-            raise TypeError("Workflow versions are immutable; save a new version instead")
-        super().save(*args, **kwargs)
 
 
 class RunStatus(models.TextChoices):

@@ -29,6 +29,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from strategies.ai.schemas import validation_message
+from workflows.scrub import MASK, scrub_secrets
 
 log = logging.getLogger(__name__)
 
@@ -419,7 +420,4 @@ def _one_line(text: str, limit: int = 1000) -> str:
 
 
 def _scrub(text: str, keys: Sequence[str]) -> str:
-    for key in sorted(keys, key=len, reverse=True):  # a key inside another must not leave the rest behind
-        if key:
-            text = text.replace(key, "***")
-    return _KEYLIKE.sub("***", text)
+    return _KEYLIKE.sub(MASK, scrub_secrets(text, keys))

@@ -51,6 +51,11 @@ LOST_STEP_RECOVERIES = 1
 MAX_LOG_LINES = 500
 
 
+def log_entry(message: str, *, level: str = "info", at: datetime | None = None) -> dict[str, Any]:
+    """One line of a step's log, as stored in StepRun.logs and shown on the run page."""
+    return {"t": (at or timezone.now()).isoformat(), "level": level, "message": message}
+
+
 @dataclass
 class StepContext:
     """What a step may know about the run it is part of, and how it reports back."""
@@ -69,7 +74,7 @@ class StepContext:
 
     def log(self, message: str, *, level: str = "info") -> None:
         if len(self.logs) < MAX_LOG_LINES:
-            self.logs.append({"t": timezone.now().isoformat(), "level": level, "message": message})
+            self.logs.append(log_entry(message, level=level))
 
     def park(self, reason: str) -> None:
         """Stop here and wait (status WAITING, no worker held) until `step_resume` finishes the step."""
@@ -439,7 +444,7 @@ def step_resume(*, step_run_id: int, outputs: dict[str, Any] | None = None, erro
     step_type = registry.get(step.step_type)
     if not error and step_type is not None:
         outputs = _check_outputs(step_type, outputs or {})
-    lines = [{"t": timezone.now().isoformat(), "level": "error" if error else "info", "message": log or error}]
+    lines = [log_entry(log or error, level="error" if error else "info")]
     StepRun.objects.filter(id=step.id).update(
         status=StepStatus.FAILED if error else StepStatus.SUCCEEDED,
         error=error,
@@ -512,7 +517,7 @@ def run_rerun(*, run: Run, user, from_failed: bool, latest: bool) -> Run:
                     status=StepStatus.SUCCEEDED,
                     inputs=old.inputs,
                     outputs=old.outputs,
-                    logs=[{"t": timezone.now().isoformat(), "level": "info", "message": f"Reused from run {run.id}"}],
+                    logs=[log_entry(f"Reused from run {run.id}")],
                     reused_from=old.reused_from_id or old.id,
                     started_at=old.started_at,
                     finished_at=old.finished_at,
@@ -576,7 +581,7 @@ def _sweep_running(step: StepRun, now: datetime) -> str | None:
         _finish(step, status=StepStatus.CANCELLED, error=message)
         return None
     if step.attempt <= graph.nodes[step.node_id].retry.max + LOST_STEP_RECOVERIES:
-        log = {"t": now.isoformat(), "level": "warning", "message": message + "; running it again"}
+        log = log_entry(message + "; running it again", level="warning", at=now)
         _requeue(step, graph, error=message, logs=[log], countdown=0)
         return "recovered"
     _finish(step, status=StepStatus.FAILED, error=message)

@@ -6,7 +6,8 @@ from rest_framework.routers import SimpleRouter
 from strategies import api as strategy_api
 from strategies import pages as views
 from strategies.ai import api
-from strategies.analytics.pages import AnalyticsView, analytics_page
+from strategies.analytics.api import AnalyticsView
+from strategies.analytics.pages import analytics_page
 from strategies.decisions.pages import decision_list
 
 router = SimpleRouter(use_regex_path=False)

@@ -25,6 +25,7 @@ import math
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -317,3 +318,24 @@ def analytics_choices(*, user) -> dict[str, list[tuple[str, str]]]:
         "strategies": [(str(s.id), s.name) for s in strategies_visible(user=user)],
         "prompts": [(f"{p.key}:{p.version}", f"{p.key} v{p.version}") for p in prompts_used(user=user)],
     }
+
+
+# Queries as the page and the API take them: ?workflow=|strategy=|prompt=, or the page's ?scope=<kind>:<value>
+
+SCOPES = ("workflow", "strategy", "prompt")
+
+
+def scope_params(query: Mapping[str, str]) -> dict[str, str | None]:
+    """workflow=, strategy= or prompt=; the page's selector sends one `scope=<kind>:<value>` instead."""
+    values: dict[str, str | None] = {name: query.get(name) or None for name in SCOPES}
+    kind, _, value = (query.get("scope") or "").partition(":")
+    if kind in SCOPES and value and not any(values.values()):
+        values[kind] = value
+    return values
+
+
+def analytics_query(*, user: Any, query: Mapping[str, str]) -> dict[str, Any]:
+    """The figures a page or API query asks for. Raises ApplicationError (400) or ScopeNotFound (404)."""
+    scope = analytics_scope(user=user, **scope_params(query))
+    start, end = date_range(start=query.get("from") or None, end=query.get("to") or None)
+    return analytics_compute(scope=scope, start=start, end=end)

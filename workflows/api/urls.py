@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from workflows.api import views
-from workflows.queues.pages import QueueOverviewView
+from workflows.queues.api import QueueOverviewView
 
 router = SimpleRouter(use_regex_path=False)
 router.register("workflows", views.WorkflowViewSet, basename="api-workflow")

@@ -1,4 +1,4 @@
-"""The task queue page (`/queues/`) and `GET /api/queues/`: staff only.
+"""The task queue page (`/queues/`; the API is api.py): staff only.
 
 Anonymous visitors are sent to the login page (the API answers 403); users who are not staff
 get a 403 with the reason, as the other staff-only actions of the app do.
@@ -9,10 +9,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
-from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import IsAdminUser
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from workflows.errors import ApplicationError
 from workflows.queues import services as queue
@@ -81,24 +77,3 @@ def queue_step_retry(request: HttpRequest) -> HttpResponse:
         return _queues_response(request, error=exc.message, status=400)
     messages.success(request, f'Step "{step.node_id}" of run #{step.run_id} sent to its queue again.')
     return redirect(reverse("queue-list"))
-
-
-class QueueOverviewView(APIView):
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(responses={200: dict}, summary="Broker, queue lengths, workers and their tasks (staff)")
-    def get(self, request):
-        data = queue.queue_overview().as_dict()
-        data["queued_steps"] = [
-            {
-                "step_run": s.id,
-                "run": s.run_id,
-                "node_id": s.node_id,
-                "queue": s.queue,
-                "queued_at": s.queued_at,
-                "age_s": s.age_s,
-                "stuck": s.stuck,
-            }
-            for s in queue.queued_steps()
-        ]
-        return Response(data)

@@ -77,6 +77,13 @@ describe("document edits", () => {
     expect(last(withNewNode(doc, "strategies.render_chart", { x: 0, y: 0 })).id).toBe("render_chart_2");
   });
 
+  it("give a new step its type's version when the server has one, and none otherwise", () => {
+    const versioned = withNewNode(docOf(GRAPH), "strategies.render_chart", { x: 0, y: 0 }, 2);
+    expect(node(versioned, "render_chart").version).toBe(2);
+    const plain = withNewNode(docOf(GRAPH), "strategies.render_chart", { x: 0, y: 0 });
+    expect("version" in node(plain, "render_chart")).toBe(false);
+  });
+
   it("connect two ports", () => {
     const doc = withEdge(docOf(GRAPH), { source: "chart", source_port: "chart", target: "notify", target_port: "chart" });
     expect(graphOf(doc).edges).toHaveLength(2);

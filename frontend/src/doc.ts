@@ -3,7 +3,7 @@
 // record results, and the edits can be tested without a browser.
 
 import { edgeToFlow, flowToGraph, graphToFlow, nodeIdFor, nodeToFlow, pasteInto, subgraph, type FlowEdge, type StepFlowNode } from "./graph";
-import type { Graph, GraphEdge, ParamValue, RetrySpec } from "./types";
+import type { Graph, GraphEdge, GraphNode, ParamValue, RetrySpec } from "./types";
 
 export interface Doc {
   nodes: StepFlowNode[];
@@ -77,10 +77,13 @@ export function withWorkflowParam(doc: Doc, name: string, value: ParamValue | un
   return { ...doc, params };
 }
 
-/** A new step of `stepType` at `position`, the only one selected (so its form opens). */
-export function withNewNode(doc: Doc, stepType: string, position: { x: number; y: number }): Doc {
+/** A new step of `stepType` at `position`, the only one selected (so its form opens). Its
+ * `version` is its type's current one, when the server gives type versions. */
+export function withNewNode(doc: Doc, stepType: string, position: { x: number; y: number }, version?: number): Doc {
   const id = nodeIdFor(stepType, doc.nodes.map((n) => n.id));
-  const node = { ...nodeToFlow({ id, type: stepType, params: {}, position }), selected: true };
+  const graphNode: GraphNode = { id, type: stepType, params: {}, position };
+  if (version !== undefined) graphNode.version = version;
+  const node = { ...nodeToFlow(graphNode), selected: true };
   return { ...doc, nodes: [...doc.nodes.map((n) => ({ ...n, selected: false })), node] };
 }
 

@@ -15,6 +15,7 @@ export interface GraphNode {
   retry?: RetrySpec;
   timeout_s?: number | null;
   position?: { x: number; y: number };
+  version?: number; // the step type's version its params follow (servers before step versions omit it)
 }
 
 export interface GraphEdge {
@@ -74,6 +75,7 @@ export interface StepTypeDef {
   queue?: string;
   tags?: string[];
   requires_upstream?: string[];
+  version?: number; // the current version of the type's params (omitted by servers before step versions)
 }
 
 /** One validation problem, as the server reports it: it points at a node, an edge index and a field. */
@@ -85,13 +87,22 @@ export interface GraphError {
   message: string;
 }
 
+/** A node the server upgraded on reading a version: its stored type version was older. */
+export interface NodeUpgrade {
+  node: string;
+  type: string;
+  from_version: number;
+  to_version: number;
+}
+
 export interface Version {
   number: number;
-  graph: Graph;
+  graph: Graph; // already upgraded when `upgrades` lists nodes
   message: string;
   author: string | null;
   restored_from: number | null;
   created_at: string;
+  upgrades?: NodeUpgrade[]; // missing (servers before step versions) means none
 }
 
 export interface Workflow {

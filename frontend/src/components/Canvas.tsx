@@ -1,6 +1,6 @@
-// The canvas: React Flow drawing the document with each node's problems and run status, or a
-// diff, read-only. Steps dropped from the palette are added; connections are checked as the
-// server checks them (ports.ts), and a refused one says why.
+// The canvas: React Flow drawing the document with each node's problems, run status and
+// upgrade, or a diff, read-only. Steps dropped from the palette are added; connections are
+// checked as the server checks them (ports.ts), and a refused one says why.
 
 import {
   Background,
@@ -22,6 +22,8 @@ import type { DocumentApi } from "../hooks/useDocument";
 import type { Problems } from "../hooks/useValidation";
 import { FIT, useView } from "../hooks/useView";
 import { checkConnection, type ConnectionLike } from "../ports";
+import type { NodeUpgrade } from "../types";
+import { upgradeOf } from "../upgrades";
 import { DRAG_MIME } from "./Palette";
 import { nodeTypes } from "./StepNode";
 
@@ -32,6 +34,7 @@ interface Props {
   onCloseDiff: () => void;
   problems: Pick<Problems, "byNode" | "badEdges">;
   statuses: Map<string, string>; // run status by node id
+  upgrades: Map<string, NodeUpgrade>; // nodes the server upgraded in the version loaded, by id
   flash: (text: string, kind: "error") => void;
   onAddStep: (stepType: string, position: { x: number; y: number }) => void;
   onNodeClick: () => void;
@@ -43,7 +46,7 @@ function miniMapClass(n: { data: Record<string, unknown> }): string {
   return `mini-${d.diff ?? d.status ?? "plain"}`;
 }
 
-export function Canvas({ graphDoc, diff, onDiffNodesChange, onCloseDiff, problems, statuses, flash, onAddStep, onNodeClick, children }: Props) {
+export function Canvas({ graphDoc, diff, onDiffNodesChange, onCloseDiff, problems, statuses, upgrades, flash, onAddStep, onNodeClick, children }: Props) {
   const { doc, docRef, connect, onNodesChange: docNodesChange, onEdgesChange: docEdgesChange } = graphDoc;
   const types = useStepTypes();
   const view = useView();
@@ -52,8 +55,16 @@ export function Canvas({ graphDoc, diff, onDiffNodesChange, onCloseDiff, problem
     () =>
       diff
         ? diff.nodes
-        : doc.nodes.map((n) => ({ ...n, data: { ...n.data, errors: problems.byNode.get(n.id), status: statuses.get(n.id) } })),
-    [diff, doc.nodes, problems.byNode, statuses],
+        : doc.nodes.map((n) => ({
+            ...n,
+            data: {
+              ...n.data,
+              errors: problems.byNode.get(n.id),
+              status: statuses.get(n.id),
+              upgrade: upgradeOf(upgrades, n.id, n.data.stepType),
+            },
+          })),
+    [diff, doc.nodes, problems.byNode, statuses, upgrades],
   );
   const edges = useMemo(
     () => (diff ? diff.edges : doc.edges.map((e, i) => (problems.badEdges.has(i) ? { ...e, className: "has-error" } : e))),

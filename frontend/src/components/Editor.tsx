@@ -81,7 +81,8 @@ function Inner({ config }: { config: EditorConfig }) {
   }, []);
 
   const addStep = (stepType: string, at?: { x: number; y: number }) => {
-    graphDoc.addNode(stepType, at ?? view.toCanvas(window.innerWidth / 2, window.innerHeight / 2));
+    const where = at ?? view.toCanvas(window.innerWidth / 2, window.innerHeight / 2);
+    graphDoc.addNode(stepType, where, typeMap.get(stepType)?.version);
     setTab("step");
   };
 
@@ -147,6 +148,7 @@ function Inner({ config }: { config: EditorConfig }) {
             onCloseDiff={diff.close}
             problems={validation}
             statuses={runs.statuses}
+            upgrades={versions.upgrades}
             flash={notices.flash}
             onAddStep={addStep}
             onNodeClick={() => setTab("step")}

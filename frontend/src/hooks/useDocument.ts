@@ -92,7 +92,8 @@ export function useDocument() {
 
   const edits = useMemo(
     () => ({
-      addNode: (stepType: string, position: { x: number; y: number }) => commit(withNewNode(docRef.current, stepType, position)),
+      addNode: (stepType: string, position: { x: number; y: number }, version?: number) =>
+        commit(withNewNode(docRef.current, stepType, position, version)),
       connect: (edge: GraphEdge) => commit(withEdge(docRef.current, edge)),
       setParam: (nodeId: string, field: string, value: unknown) =>
         commit(withParam(docRef.current, nodeId, field, value), `param:${nodeId}:${field}`),

@@ -1,13 +1,14 @@
-// The workflow as saved: its name and versions, which version the canvas shows, whether the
-// canvas has unsaved changes (and the guard against leaving with them), and saving, restoring
-// and cloning.
+// The workflow as saved: its name and versions, which version the canvas shows (and which of
+// its nodes the server upgraded), whether the canvas has unsaved changes (and the guard against
+// leaving with them), and saving, restoring and cloning.
 
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api } from "../api";
 import { graphOf } from "../doc";
 import { canonical, emptyGraph, parseGraph } from "../graph";
 import { urlFor } from "../urls";
-import type { Graph, Version } from "../types";
+import type { Graph, NodeUpgrade, Version } from "../types";
+import { upgradesByNode } from "../upgrades";
 import type { DocumentApi } from "./useDocument";
 import type { Notices } from "./useNotices";
 
@@ -32,6 +33,8 @@ export function useVersions({ workflowId, initialName, editUrl, ready, locked, g
   const [name, setName] = useState(initialName);
   const [message, setMessage] = useState("");
   const [saving, setSaving] = useState(false);
+  const [upgradeList, setUpgradeList] = useState<NodeUpgrade[]>([]);
+  const upgrades = useMemo(() => upgradesByNode(upgradeList), [upgradeList]);
 
   // A new workflow (blank or a template's draft) is unsaved as soon as it has a step.
   const dirty =
@@ -65,14 +68,17 @@ export function useVersions({ workflowId, initialName, editUrl, ready, locked, g
 
   // ---- Loading ------------------------------------------------------------------------------
 
+  /** Show a version (or a new workflow's starting graph, with no number). */
   const load = useCallback(
-    (graph: Graph, versionNumber: number | null) => {
+    (graph: Graph, versionNumber: number | null, upgraded: NodeUpgrade[] = []) => {
       const normal = reset(graph);
       setSaved((s) => ({ ...s, graph: canonical(normal) }));
       setCurrent(versionNumber);
+      setUpgradeList(upgraded);
     },
     [reset],
   );
+  const loadVersion = useCallback((v: Version) => load(parseGraph(v.graph), v.number, v.upgrades), [load]);
 
   const refresh = useCallback(async () => {
     if (workflowId === null) return [];
@@ -86,12 +92,12 @@ export function useVersions({ workflowId, initialName, editUrl, ready, locked, g
     async (initialGraph: Graph | null) => {
       if (workflowId !== null) {
         const list = await refresh();
-        if (list.length) load(parseGraph(list[0].graph), list[0].number);
+        if (list.length) loadVersion(list[0]);
       } else {
         load(initialGraph ? parseGraph(initialGraph) : emptyGraph(), null);
       }
     },
-    [workflowId, refresh, load],
+    [workflowId, refresh, load, loadVersion],
   );
 
   // ---- Saving, restoring, cloning -------------------------------------------------------------
@@ -114,6 +120,7 @@ export function useVersions({ workflowId, initialName, editUrl, ready, locked, g
       if (canonical(g) !== saved.graph) {
         const v = await api.saveVersion(workflowId, g, message.trim());
         setCurrent(v.number);
+        setUpgradeList([]); // the version just saved holds the upgraded params
         await refresh();
         text = `Saved as v${v.number}`;
       }
@@ -135,14 +142,14 @@ export function useVersions({ workflowId, initialName, editUrl, ready, locked, g
         const v = await api.restoreVersion(workflowId, n);
         await refresh();
         clearDiff();
-        load(parseGraph(v.graph), v.number);
+        loadVersion(v);
         flash(`Restored v${n} as v${v.number}`);
         fitSoon();
       } catch (e) {
         showApiError(e, "Not restored");
       }
     },
-    [workflowId, dirty, refresh, clearDiff, load, flash, fitSoon, showApiError],
+    [workflowId, dirty, refresh, clearDiff, loadVersion, flash, fitSoon, showApiError],
   );
 
   const clone = useCallback(async () => {
@@ -156,5 +163,5 @@ export function useVersions({ workflowId, initialName, editUrl, ready, locked, g
     }
   }, [workflowId, dirty, openWorkflow, showApiError]);
 
-  return { versions, current, name, setName, message, setMessage, saving, dirty, open, save, restore, clone, openWorkflow };
+  return { versions, current, upgrades, name, setName, message, setMessage, saving, dirty, open, save, restore, clone, openWorkflow };
 }

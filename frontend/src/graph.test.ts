@@ -63,13 +63,28 @@ describe("graph <-> React Flow", () => {
     expect(flowToGraph(nodes, edges, params)).toEqual(GRAPH);
   });
 
-  it("drops editor-only state (selection, sizes, errors, run status) when saving", () => {
+  it("round-trips each node's step type version, and adds none where there was none", () => {
+    const versioned: Graph = { ...GRAPH, nodes: [{ ...GRAPH.nodes[0], version: 2 }, GRAPH.nodes[1]] };
+    const { nodes, edges, params } = graphToFlow(versioned);
+    expect(nodes[0].data.version).toBe(2);
+    const back = flowToGraph(nodes, edges, params);
+    expect(back).toEqual(versioned);
+    expect("version" in back.nodes[1]).toBe(false); // today's server refuses unknown node fields
+    expect(parseGraph(JSON.parse(JSON.stringify(versioned)))).toEqual(versioned);
+  });
+
+  it("drops editor-only state (selection, sizes, errors, run status, upgrade) when saving", () => {
     const { nodes, edges, params } = graphToFlow(GRAPH);
     const decorated = nodes.map((n) => ({
       ...n,
       selected: true,
       measured: { width: 200, height: 90 },
-      data: { ...n.data, errors: [{ node: n.id, edge: null, field: null, code: "x", message: "bad" }], status: "running" },
+      data: {
+        ...n.data,
+        errors: [{ node: n.id, edge: null, field: null, code: "x", message: "bad" }],
+        status: "running",
+        upgrade: { node: n.id, type: n.data.stepType, from_version: 1, to_version: 2 },
+      },
     }));
     expect(flowToGraph(decorated, edges.map((e) => ({ ...e, selected: true })), params)).toEqual(GRAPH);
   });
@@ -122,6 +137,12 @@ describe("node ids", () => {
 });
 
 describe("copy and paste", () => {
+  it("keeps a pasted node's step type version", () => {
+    const graph: Graph = { ...GRAPH, nodes: [{ ...GRAPH.nodes[0], version: 3 }], edges: [] };
+    const { graph: next } = pasteInto(graph, subgraph(graph, new Set(["fetch_daily"])));
+    expect(next.nodes[1]).toMatchObject({ id: "fetch_daily_2", version: 3 });
+  });
+
   it("copies the selected nodes with the edges between them, pastes them under new ids", () => {
     const clip = subgraph(GRAPH, new Set(["fetch_daily", "chart_daily"]));
     const { graph, pasted } = pasteInto(GRAPH, clip);

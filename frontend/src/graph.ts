@@ -3,7 +3,7 @@
 // derived from it on load and turned back into it for saving, validation and undo.
 
 import type { Edge, Node } from "@xyflow/react";
-import type { Graph, GraphEdge, GraphError, GraphNode, ParamValue, RetrySpec } from "./types";
+import type { Graph, GraphEdge, GraphError, GraphNode, NodeUpgrade, ParamValue, RetrySpec } from "./types";
 
 export const SCHEMA_VERSION = 1;
 
@@ -15,11 +15,13 @@ export interface StepNodeData extends Record<string, unknown> {
   params: Record<string, unknown>;
   retry?: RetrySpec;
   timeout_s?: number | null;
+  version?: number; // the step type's version the params follow
   // Decorations, never saved:
   errors?: GraphError[];
   status?: string;
   diff?: DiffMark;
   changedParams?: string[];
+  upgrade?: NodeUpgrade; // the server upgraded the params of the version loaded
 }
 
 export type StepFlowNode = Node<StepNodeData, "step">;
@@ -53,6 +55,7 @@ export function nodeToFlow(n: GraphNode, index = 0): StepFlowNode {
   const data: StepNodeData = { stepType: n.type, label: n.label ?? "", params: structuredClone(n.params ?? {}) };
   if (n.retry !== undefined) data.retry = { ...n.retry };
   if (n.timeout_s !== undefined) data.timeout_s = n.timeout_s;
+  if (n.version !== undefined) data.version = n.version;
   return {
     id: n.id,
     type: "step",
@@ -79,6 +82,7 @@ export function nodeFromFlow(n: StepFlowNode): GraphNode {
   if (n.data.label) out.label = n.data.label;
   if (n.data.retry !== undefined) out.retry = { ...n.data.retry };
   if (n.data.timeout_s !== undefined && n.data.timeout_s !== null) out.timeout_s = n.data.timeout_s;
+  if (n.data.version !== undefined) out.version = n.data.version;
   out.position = { x: Math.round(n.position.x), y: Math.round(n.position.y) };
   return out;
 }

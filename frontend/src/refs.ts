@@ -11,3 +11,10 @@ export function references(value: unknown): Set<string> {
   walk(value);
   return out;
 }
+
+/** For each name referenced as {{name}} in the nodes' params, the ids of the nodes that use it. */
+export function usage(nodes: { id: string; params: unknown }[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const n of nodes) for (const r of references(n.params)) out.set(r, [...(out.get(r) ?? []), n.id]);
+  return out;
+}

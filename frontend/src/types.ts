@@ -10,7 +10,7 @@ export type { RetrySpec } from "./generated/graph";
 export type ParamValue = NonNullable<GraphSpec["params"]>[string];
 
 /** A step as the editor holds it: `params` is always there (parseGraph fills it in). */
-export type GraphNode = NodeSpec & { params: Record<string, unknown> };
+export type GraphNode = NodeSpec & { params: Record<string, unknown>; version?: number };
 
 export type GraphEdge = EdgeSpec;
 
@@ -60,18 +60,28 @@ export interface StepTypeDef {
   queue?: string;
   tags?: string[];
   requires_upstream?: string[];
+  version?: number; // the current version of the type's params (omitted by servers before step versions)
 }
 
 /** One validation problem, as the server reports it: it points at a node, an edge index and a field. */
 export type GraphError = GraphErrorSpec;
 
+/** A node the server upgraded on reading a version: its stored type version was older. */
+export interface NodeUpgrade {
+  node: string;
+  type: string;
+  from_version: number;
+  to_version: number;
+}
+
 export interface Version {
   number: number;
-  graph: Graph;
+  graph: Graph; // already upgraded when `upgrades` lists nodes
   message: string;
   author: string | null;
   restored_from: number | null;
   created_at: string;
+  upgrades?: NodeUpgrade[]; // missing (servers before step versions) means none
 }
 
 export interface Workflow {

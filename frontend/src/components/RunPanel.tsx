@@ -5,13 +5,23 @@ interface Props {
   onSymbol: (s: string) => void;
   onRun: () => void;
   canRun: boolean;
-  why: string;
+  isNew: boolean; // not created yet: nothing to run
+  dirty: boolean;
+  version: number | null; // the saved version a run uses
   run: RunDetail | null;
   runUrl: (id: number) => string;
   error: string;
 }
 
-export function RunPanel({ symbol, onSymbol, onRun, canRun, why, run, runUrl, error }: Props) {
+/** Which version a run uses, said before it starts (runs never use unsaved changes). */
+export function runExplanation(isNew: boolean, dirty: boolean, version: number | null): string {
+  if (isNew) return "Create the workflow first: runs use a saved version.";
+  if (dirty) return `Runs use a saved version: this runs v${version}, without your unsaved changes.`;
+  return version ? `Runs v${version}.` : "";
+}
+
+export function RunPanel({ symbol, onSymbol, onRun, canRun, isNew, dirty, version, run, runUrl, error }: Props) {
+  const why = runExplanation(isNew, dirty, version);
   return (
     <div className="wf-run">
       <form

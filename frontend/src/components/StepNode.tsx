@@ -1,6 +1,7 @@
 import { Handle, Position, type NodeProps } from "@xyflow/react";
 import { useStepTypes } from "../context";
 import type { StepFlowNode } from "../graph";
+import { UPGRADE_TITLE, upgradeText } from "../upgrades";
 
 const STATUS_TEXT: Record<string, string> = {
   pending: "pending",
@@ -31,6 +32,11 @@ export function StepNode({ id, data, selected }: NodeProps<StepFlowNode>) {
         <span className="wf-node-label">{data.label || type?.label || data.stepType}</span>
         {data.status && <span className={`wf-node-status wf-badge-${data.status}`}>{STATUS_TEXT[data.status] ?? data.status}</span>}
         {data.diff && <span className={`wf-node-diff wf-diff-badge-${data.diff}`}>{data.diff}</span>}
+        {data.upgrade && (
+          <span className="wf-node-upgrade" title={UPGRADE_TITLE} data-upgraded={`${data.upgrade.from_version}-${data.upgrade.to_version}`}>
+            {upgradeText(data.upgrade)}
+          </span>
+        )}
       </div>
       <div className="wf-node-sub">
         <span className="mono">{id}</span> · <span className="mono">{data.stepType}</span>

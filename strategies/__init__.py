@@ -1,0 +1,1 @@
+"""The trading layer: strategies, indicators, charts, AI analysis, risk, schedules, analytics, decisions."""

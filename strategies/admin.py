@@ -1,3 +1,5 @@
+"""Django admin for prompts, AI records, strategies, their schedules and notifications."""
+
 import json
 
 from django import forms

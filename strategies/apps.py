@@ -1,3 +1,5 @@
+"""The strategies app."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""Celery tasks of the trading layer: a schedule's tick starts its strategy's batch."""
+
 from celery import shared_task
 
 from strategies.schedules import services as schedules

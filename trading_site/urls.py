@@ -1,3 +1,5 @@
+"""The site's URLs: the admin, the API schema and docs, and each app's URLs."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path

@@ -1,3 +1,5 @@
+"""Django admin for workflows, versions (read-only), runs, step runs, templates and approvals."""
+
 import json
 
 from django import forms

@@ -1,3 +1,5 @@
+"""Login required on every page (Django's middleware); the API answers 403 itself, in JSON."""
+
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 
 

@@ -1,3 +1,5 @@
+"""The engine's rows: workflows, immutable versions, runs, step runs, batches, templates, approvals, notifications."""
+
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models

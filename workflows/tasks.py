@@ -1,3 +1,5 @@
+"""The engine's Celery tasks: execute a step, sweep stuck steps, expire approvals."""
+
 from celery import shared_task
 
 from workflows import engine

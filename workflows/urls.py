@@ -1,3 +1,5 @@
+"""The engine's pages: workflows, the editor, the gallery, runs, artifacts, queues, approvals."""
+
 from django.urls import path
 
 from workflows import pages as views

@@ -1,0 +1,1 @@
+"""Analytics: how a workflow, strategy or prompt version has done over a date range."""

@@ -1,0 +1,1 @@
+"""Technical indicators (vectorised, checked against TA-Lib) and the strategies.indicators step."""

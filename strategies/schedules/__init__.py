@@ -1,0 +1,1 @@
+"""Strategy schedules on Celery Beat's DatabaseScheduler, and the NYSE calendar they may follow."""

@@ -1,3 +1,5 @@
+"""The DRF exception handler: every ApplicationError is an HTTP 400 with a clear message."""
+
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 

@@ -1,3 +1,5 @@
+"""Request parsers of the API."""
+
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 

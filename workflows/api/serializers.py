@@ -1,3 +1,5 @@
+"""Serializers of the engine's API; graphs are described by the pydantic models of workflows/graph.py."""
+
 from datetime import date
 
 from drf_spectacular.utils import extend_schema_field

@@ -1,3 +1,5 @@
+"""URLs of the engine's API, mounted at /api/."""
+
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 

@@ -1,0 +1,1 @@
+"""The live run monitor: a run's changes as server-sent events."""

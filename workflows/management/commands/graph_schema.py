@@ -1,3 +1,5 @@
+"""`manage.py graph_schema`: write (or --check) the graph's JSON Schema for the editor's generated types."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from workflows.api.schema import ROOT, SCHEMA_FILE, graph_json_schema_text

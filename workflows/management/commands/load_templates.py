@@ -1,3 +1,5 @@
+"""`manage.py load_templates`: the template gallery (workflows/gallery/*.json) into the database."""
+
 import json
 from pathlib import Path
 

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from workflows import approvals, engine, selectors, services
 from workflows.api import serializers as s
 from workflows.errors import ApplicationError
-from workflows.graph import validate_graph
+from workflows.graph import graph_upgrade, validate_graph
 from workflows.models import ApprovalStatus, Template
 from workflows.registry import registry
 from workflows.run_filters import runs_filter
@@ -29,7 +29,7 @@ class GraphValidateView(APIView):
     @extend_schema(request=s.GraphSerializer, responses={200: dict}, summary="Check a graph without saving it")
     def post(self, request):
         data = _valid(s.GraphSerializer, request.data)
-        _, errors = validate_graph(data["graph"])
+        _, errors = validate_graph(graph_upgrade(data["graph"], arriving=True)[0])
         return Response({"valid": not errors, "errors": errors})
 
 

@@ -92,6 +92,11 @@ def chain_graph(*extra_nodes: dict, params: dict | None = None) -> dict:
     return {"schema": 1, "params": params or {}, "nodes": nodes, "edges": edges}
 
 
+def stamped(graph: dict, version: int = 1) -> dict:
+    """The graph as stored from now on: each node with the version of its step type."""
+    return {**graph, "nodes": [{**n, "version": n.get("version", version)} for n in graph["nodes"]]}
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:
     """host:port of an S3-compatible server (moto) on loopback, for the MinIO artifact backend."""

@@ -15,7 +15,7 @@ from strategies.ai.prompts import DEFAULT_KINDS, PLACEHOLDERS, placeholders_unkn
 from strategies.models import AgentMessage, AiRecord, PromptTemplate, Strategy, StrategyBatch
 from workflows.engine import MAX_BATCH_SYMBOLS, SYMBOL, batch_start
 from workflows.errors import ApplicationError
-from workflows.graph import Graph, GraphSpec, references, run_context, validate_graph
+from workflows.graph import Graph, GraphSpec, graph_upgrade, references, run_context, validate_graph
 from workflows.models import Template, Trigger
 from workflows.selectors import version_latest, workflows_visible
 
@@ -174,8 +174,9 @@ def _graph_override_errors(version, overrides: dict[str, Any], symbol: str) -> l
     """Validate the version's graph as a run of this strategy would (DESIGN §3), so a bad override
     is refused when the strategy is saved, not when it runs at 3 a.m."""
 
+    stored, _ = graph_upgrade(version.graph)  # as a run reads it: with params renamed since
     try:
-        graph = Graph(GraphSpec.model_validate(version.graph))
+        graph = Graph(GraphSpec.model_validate(stored))
     except ValueError:  # pydantic's ValidationError; validate_graph reports it below
         graph = None
     errors: list[dict[str, str]] = []
@@ -191,7 +192,7 @@ def _graph_override_errors(version, overrides: dict[str, Any], symbol: str) -> l
         context = run_context(graph, overrides=overrides, runtime={"symbol": symbol})
     else:
         context = {**overrides, "symbol": symbol}
-    _, graph_errors = validate_graph(version.graph, context=context)
+    _, graph_errors = validate_graph(stored, context=context)
     nodes = {n.id: n for n in graph.spec.nodes} if graph is not None else {}
     for e in graph_errors:
         node = nodes.get(e.get("node") or "")

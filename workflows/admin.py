@@ -8,7 +8,7 @@ from django.db.models import Count
 from django.utils.html import format_html
 
 from workflows.errors import GraphInvalid
-from workflows.graph import graph_check
+from workflows.graph import graph_check, graph_upgrade
 from workflows.models import Approval, Run, StepRun, Template, Workflow, WorkflowVersion
 
 
@@ -143,7 +143,8 @@ class TemplateForm(forms.ModelForm):
         fields = ("name", "slug", "description", "position", "graph")
 
     def clean_graph(self):
-        graph = self.cleaned_data["graph"]
+        # Stored as services.template_upsert stores it: each node's version written.
+        graph = graph_upgrade(self.cleaned_data["graph"], arriving=True)[0]
         try:
             graph_check(graph)
         except GraphInvalid as exc:

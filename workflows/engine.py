@@ -26,7 +26,7 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from workflows.errors import ApplicationError, RunStateError, StepCancelled, StepError, StepParked
-from workflows.graph import Graph, GraphSpec, graph_check, run_context
+from workflows.graph import Graph, GraphSpec, graph_check, graph_upgrade, run_context
 from workflows.models import (
     Batch,
     Run,
@@ -92,8 +92,10 @@ class StepContext:
 
 @lru_cache(maxsize=512)
 def _graph_of(version_id: int) -> Graph:
-    """The parsed graph of a version. Versions never change, so each process parses it once."""
-    return Graph(GraphSpec.model_validate(WorkflowVersion.objects.values_list("graph", flat=True).get(id=version_id)))
+    """The parsed graph of a version, upgraded to the step types' current versions. Versions
+    never change, nor do step types within a process, so each process parses it once."""
+    stored = WorkflowVersion.objects.values_list("graph", flat=True).get(id=version_id)
+    return Graph(GraphSpec.model_validate(graph_upgrade(stored)[0]))
 
 
 def _dispatch(step_run: StepRun, graph: Graph, *, countdown: float = 0) -> None:
@@ -140,7 +142,9 @@ def _create_run(
         if not isinstance(overrides[key], str | int | float | bool):
             raise ApplicationError(f'Parameter override "{key}" must be text, a number or true/false')
     context = run_context(_graph_of(version.id), overrides=overrides, runtime={"symbol": symbol})
-    graph = graph_check(version.graph, context=context)
+    # The stored graph as its step types read it today: an old version whose step type has since
+    # renamed a param runs with its value under the new name.
+    graph = graph_check(graph_upgrade(version.graph)[0], context=context)
     run = Run.objects.create(
         workflow=workflow,
         version=version,

@@ -7,6 +7,8 @@ symbol) and again when a run starts (with everything resolved).
 
 from __future__ import annotations
 
+import copy
+import logging
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 
 from workflows.errors import GraphInvalid
 from workflows.registry import ANY, StepType, registry
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MAX_NODES = 500
@@ -52,6 +56,9 @@ class NodeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     type: str
+    # The step type's version the params are written for (see graph_upgrade). Missing: the
+    # type's current version here; a stored graph is upgraded (missing = 1) before it gets here.
+    version: int | None = Field(None, ge=1, strict=True)
     label: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     retry: RetrySpec = Field(default_factory=RetrySpec)
@@ -61,17 +68,23 @@ class NodeSpec(BaseModel):
     @field_validator("params")
     @classmethod
     def _shallow(cls, params: dict[str, Any]) -> dict[str, Any]:
-        # Walked without recursion, so a hostile value cannot exhaust the stack.
-        todo = [(v, 1) for v in params.values()]
-        while todo:
-            value, depth = todo.pop()
-            if depth > MAX_PARAM_DEPTH:
-                raise ValueError(f"parameter values may nest at most {MAX_PARAM_DEPTH} levels deep")
-            if isinstance(value, dict):
-                todo.extend((v, depth + 1) for v in value.values())
-            elif isinstance(value, list):
-                todo.extend((v, depth + 1) for v in value)
+        if not _shallow_enough(params):
+            raise ValueError(f"parameter values may nest at most {MAX_PARAM_DEPTH} levels deep")
         return params
+
+
+def _shallow_enough(params: dict[str, Any]) -> bool:
+    # Walked without recursion, so a hostile value cannot exhaust the stack.
+    todo = [(v, 1) for v in params.values()]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_PARAM_DEPTH:
+            return False
+        if isinstance(value, dict):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            todo.extend((v, depth + 1) for v in value)
+    return True
 
 
 class EdgeSpec(BaseModel):
@@ -142,6 +155,62 @@ def substitute(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: substitute(v, context) for k, v in value.items()}
     return value
+
+
+def _is_version(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _upgrade_params(step_type: type[StepType], params: dict[str, Any], from_version: int) -> dict[str, Any]:
+    """Params written for `from_version`, upgraded one version at a time to the type's current one."""
+    for version in range(from_version, step_type.version):
+        params = step_type.upgrade(params, version)
+        if not isinstance(params, dict):
+            raise TypeError(f"{step_type.name}.upgrade(params, {version}) returned {type(params).__name__}, not a dict")
+    return params
+
+
+def graph_upgrade(graph: Any, *, arriving: bool = False) -> tuple[Any, list[dict[str, Any]]]:
+    """A copy of the graph with every node brought to its step type's current version, and the
+    list of upgrades made: `{"node", "type", "from_version", "to_version"}` each.
+
+    A node without `version` is version 1 in a stored graph (everything stored before step
+    types had versions); with `arriving=True` (a graph from a client: save, create, import,
+    validate) it is written for the type's current version. A node older than its type is
+    upgraded by calling `upgrade(params, v)` once per step, v = its version .. current - 1.
+    Every node of a known type gets its `version` written, so what is saved from this carries
+    versions. Left as they are, for validation to report: nodes of unknown types, versions newer
+    than the type's, malformed nodes, and a node whose upgrade raised (it keeps its version).
+    The graph passed in is never changed (stored versions are immutable)."""
+    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
+        return graph, []
+    # Copies of the graph and its nodes; params are copied (deeply) only for an upgrade.
+    graph = {**graph, "nodes": [dict(n) if isinstance(n, dict) else n for n in graph["nodes"]]}
+    upgrades = []
+    for node in graph["nodes"]:
+        step_type = registry.get(node["type"]) if isinstance(node, dict) and isinstance(node.get("type"), str) else None
+        if step_type is None:
+            continue
+        version = node.get("version")
+        if version is None:
+            version = step_type.version if arriving else 1
+        elif not _is_version(version):
+            continue
+        params = node.get("params", {})
+        if version >= step_type.version or not isinstance(params, dict) or not _shallow_enough(params):
+            node["version"] = version
+            continue
+        try:
+            node["params"] = _upgrade_params(step_type, copy.deepcopy(params), version)
+        except Exception:
+            logger.warning("upgrading node %r (%s) from version %s failed", node.get("id"), step_type.name, version)
+            node["version"] = version
+            continue
+        node["version"] = step_type.version
+        upgrades.append(
+            {"node": node.get("id"), "type": step_type.name, "from_version": version, "to_version": step_type.version}
+        )
+    return graph, upgrades
 
 
 @dataclass
@@ -285,9 +354,14 @@ def validate_graph(raw: Any, *, context: dict[str, Any] | None = None) -> tuple[
         else:
             types[node.id] = step_type
 
+    version_errors = _version_errors(spec, types)
+    errors.extend(version_errors)
+    unversioned = {e["node"] for e in version_errors}
     names = dict(spec.params)
     for node in spec.nodes:
-        errors.extend(_param_errors(node, types.get(node.id), names, context))
+        # Params written for another version than the type's are not checked against its model.
+        step_type = types.get(node.id) if node.id not in unversioned else None
+        errors.extend(_param_errors(node, step_type, names, context))
 
     errors.extend(_edge_errors(spec, nodes, types))
     if not errors:
@@ -295,6 +369,30 @@ def validate_graph(raw: Any, *, context: dict[str, Any] | None = None) -> tuple[
     if not errors:
         errors.extend(_role_errors(spec, types))
     return Graph(spec), errors
+
+
+def _version_errors(spec: GraphSpec, types: dict[str, type[StepType]]) -> list[dict]:
+    """Nodes written for another version than their type's: newer (a graph from a newer
+    server, or a rolled-back deploy), or older and not upgraded (graph_upgrade failed)."""
+    errors = []
+    for node in spec.nodes:
+        step_type = types.get(node.id)
+        if step_type is None or node.version is None or node.version == step_type.version:
+            continue
+        where = f'Node "{node.id}": version {node.version} of "{node.type}"'
+        if node.version > step_type.version:
+            message = f"{where} is newer than this server's (version {step_type.version})"
+            code = "version_too_new"
+        else:
+            try:
+                _upgrade_params(step_type, copy.deepcopy(node.params), node.version)
+                reason = "the graph was not upgraded"
+            except Exception as exc:
+                reason = f"its upgrade failed: {type(exc).__name__}: {exc}"
+            message = f"{where} cannot be used as version {step_type.version}: {reason}"
+            code = "version_outdated"
+        errors.append(error(message, code=code, node=node.id, field="version"))
+    return errors
 
 
 def _param_errors(node: NodeSpec, step_type: type[StepType] | None, names: dict, context: dict | None) -> list[dict]:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST, require_safe
 from workflows import engine, services
 from workflows.api.serializers import RunFilterSerializer
 from workflows.errors import ApplicationError
+from workflows.graph import graph_upgrade
 from workflows.models import Run, RunStatus, StepStatus, Template, Trigger, Workflow
 from workflows.registry import registry
 from workflows.run_filters import PARAMS as RUN_FILTERS
@@ -131,7 +132,7 @@ def _workflow_detail_response(
         "workflow": workflow,
         "versions": versions,
         "latest": latest,
-        "graph": _graph_view(latest.graph) if latest else None,
+        "graph": _graph_view(graph_upgrade(latest.graph)[0]) if latest else None,
         "recent_runs": recent_runs,
         "symbol": symbol,
         "error": error,

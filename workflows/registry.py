@@ -40,6 +40,9 @@ class StepType:
     """Base class of every step type. Subclasses set the class attributes and `run`."""
 
     name: ClassVar[str]
+    # The version of the type's params. Bump it when a change would break a stored graph
+    # (a param renamed, removed or given another meaning) and teach `upgrade` the step.
+    version: ClassVar[int] = 1
     label: ClassVar[str]
     category: ClassVar[str]
     description: ClassVar[str] = ""
@@ -69,6 +72,16 @@ class StepType:
         raise NotImplementedError
 
     @classmethod
+    def upgrade(cls, params: dict[str, Any], from_version: int) -> dict[str, Any]:
+        """A node's raw params written for `from_version`, rewritten for `from_version + 1`.
+
+        Called once per step (1 -> 2, 2 -> 3, ...) by `workflows.graph.graph_upgrade` on a copy
+        of a stored node's params; values may still hold `{{name}}` references. Return params
+        unchanged for a `from_version` that needs nothing (so `upgrade(params, cls.version)` is
+        a no-op). Raise to refuse: the node then stays at its version and validation says why."""
+        return params
+
+    @classmethod
     def result_context(cls, step_run: Any) -> dict[str, Any]:
         return {}
 
@@ -89,6 +102,7 @@ class StepType:
     def describe(cls) -> dict[str, Any]:
         return {
             "name": cls.name,
+            "version": cls.version,
             "label": cls.label,
             "category": cls.category,
             "description": cls.description,
@@ -114,6 +128,9 @@ class StepRegistry:
         for attr in ("label", "category"):
             if not getattr(step_type, attr, None):
                 raise ImproperlyConfigured(f"Step type {name!r} has no {attr}")
+        version = getattr(step_type, "version", None)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ImproperlyConfigured(f"Step type {name!r} has version {version!r}; versions are whole numbers from 1")
         self._types[name] = step_type
         return step_type
 

@@ -2,6 +2,7 @@
 
 from django.db.models import Count, Max, QuerySet
 
+from workflows.graph import graph_upgrade
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
 
 EXPORT_FORMAT = "trading-workflow"
@@ -38,5 +39,6 @@ def workflow_export(*, workflow: Workflow, version: WorkflowVersion | None = Non
         "name": workflow.name,
         "description": workflow.description,
         "version": version.number if version else None,
-        "graph": version.graph if version else None,
+        # Upgraded: the export carries each node's current version, so an import reads it right.
+        "graph": graph_upgrade(version.graph)[0] if version else None,
     }

@@ -1,4 +1,9 @@
-"""Writes for workflows, versions and templates. The engine's writes are in engine.py."""
+"""Writes for workflows, versions and templates. The engine's writes are in engine.py.
+
+Graphs from a client (create, save, import, template upsert) are taken as written for each
+step type's current version; graphs read back from a stored row (restore, clone, template use)
+are upgraded first (graph_upgrade). Either way what is stored carries every node's version.
+"""
 
 from decimal import Decimal
 from typing import Any
@@ -7,7 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from workflows.errors import ApplicationError
-from workflows.graph import graph_check
+from workflows.graph import graph_check, graph_upgrade
 from workflows.models import Template, Workflow, WorkflowVersion
 from workflows.selectors import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, version_latest
 
@@ -20,8 +25,15 @@ def _clean_name(name: Any) -> str:
     return name.strip()
 
 
+def _arriving(graph: Any) -> Any:
+    """A graph from a client: nodes without `version` are for their type's current version
+    (stamped), nodes with an older one are upgraded."""
+    return graph_upgrade(graph, arriving=True)[0]
+
+
 @transaction.atomic
 def workflow_create(*, owner, name: str, graph: dict, description: str = "", message: str = "Created") -> Workflow:
+    graph = _arriving(graph)
     graph_check(graph)
     workflow = Workflow.objects.create(owner=owner, name=_clean_name(name), description=description or "")
     WorkflowVersion.objects.create(workflow=workflow, number=1, graph=graph, message=message, author=owner)
@@ -62,6 +74,7 @@ def version_save(
     *, workflow: Workflow, author, graph: dict, message: str = "", restored_from: WorkflowVersion | None = None
 ) -> WorkflowVersion:
     """Save the graph as version N+1. Nothing is written if it is invalid."""
+    graph = _arriving(graph)
     graph_check(graph)
     # Lock the workflow row so two saves at once get distinct numbers.
     workflow = Workflow.objects.select_for_update().get(id=workflow.id)
@@ -78,7 +91,7 @@ def version_restore(*, version: WorkflowVersion, author) -> WorkflowVersion:
     return version_save(
         workflow=version.workflow,
         author=author,
-        graph=version.graph,
+        graph=graph_upgrade(version.graph)[0],
         message=f"Restored from v{version.number}",
         restored_from=version,
     )
@@ -93,7 +106,7 @@ def workflow_clone(*, workflow: Workflow, owner, name: str | None = None) -> Wor
         owner=owner,
         name=name or f"{workflow.name} (copy)",
         description=workflow.description,
-        graph=latest.graph,
+        graph=graph_upgrade(latest.graph)[0],
         message=f'Cloned from "{workflow.name}" v{latest.number}',
     )
 
@@ -121,13 +134,14 @@ def template_use(*, template: Template, owner, name: str | None = None) -> Workf
         owner=owner,
         name=name or template.name,
         description=template.description,
-        graph=template.graph,
+        graph=graph_upgrade(template.graph)[0],
         message=f'From template "{template.name}"',
     )
 
 
 @transaction.atomic
 def template_upsert(*, slug: str, name: str, description: str, graph: dict, position: int) -> Template:
+    graph = _arriving(graph)
     graph_check(graph)
     template, _ = Template.objects.update_or_create(
         slug=slug, defaults={"name": name, "description": description, "graph": graph, "position": position}

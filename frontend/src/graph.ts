@@ -55,7 +55,7 @@ export function nodeToFlow(n: GraphNode, index = 0): StepFlowNode {
   const data: StepNodeData = { stepType: n.type, label: n.label ?? "", params: structuredClone(n.params ?? {}) };
   if (n.retry !== undefined) data.retry = { ...n.retry };
   if (n.timeout_s !== undefined) data.timeout_s = n.timeout_s;
-  if (n.version !== undefined) data.version = n.version;
+  if (n.version !== undefined && n.version !== null) data.version = n.version;
   return {
     id: n.id,
     type: "step",

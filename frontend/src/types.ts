@@ -10,7 +10,7 @@ export type { RetrySpec } from "./generated/graph";
 export type ParamValue = NonNullable<GraphSpec["params"]>[string];
 
 /** A step as the editor holds it: `params` is always there (parseGraph fills it in). */
-export type GraphNode = NodeSpec & { params: Record<string, unknown>; version?: number };
+export type GraphNode = NodeSpec & { params: Record<string, unknown> };
 
 export type GraphEdge = EdgeSpec;
 

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from workflows.api import schema  # noqa: F401 - registers the OpenAPI extension for pydantic models
 from workflows.approvals.services import MAX_QUANTITY
-from workflows.graph import GraphErrorSpec, GraphSpec
+from workflows.graph import GraphErrorSpec, GraphSpec, graph_upgrade
 from workflows.models import (
     Approval,
     ApprovalStatus,
@@ -80,15 +80,36 @@ class WorkflowUpdateSerializer(serializers.ModelSerializer):
         fields = ["name", "description", "ai_token_budget", "ai_cost_budget_usd", "live_trading"]
 
 
+class VersionUpgradeSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    type = serializers.CharField()
+    from_version = serializers.IntegerField()
+    to_version = serializers.IntegerField()
+
+
 class VersionSerializer(serializers.ModelSerializer):
+    """A version with its graph upgraded to the step types' current versions (the stored row is
+    never changed); `upgrades` lists what was upgraded, empty when nothing was."""
+
     graph = GraphField(read_only=True)
     author = serializers.CharField(source="author.username", read_only=True, default=None)
     restored_from = serializers.IntegerField(source="restored_from.number", read_only=True, default=None)
+    upgrades = serializers.SerializerMethodField()
 
     class Meta:
         model = WorkflowVersion
-        fields = ["number", "graph", "message", "author", "restored_from", "created_at"]
+        fields = ["number", "graph", "message", "author", "restored_from", "created_at", "upgrades"]
         read_only_fields = fields
+
+    def to_representation(self, version):
+        self._upgraded = graph_upgrade(version.graph)
+        data = super().to_representation(version)
+        data["graph"] = self._upgraded[0]
+        return data
+
+    @extend_schema_field(VersionUpgradeSerializer(many=True))
+    def get_upgrades(self, version) -> list[dict]:
+        return self._upgraded[1]
 
 
 class VersionSaveSerializer(serializers.Serializer):

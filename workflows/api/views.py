@@ -14,7 +14,7 @@ from workflows import engine, selectors, services
 from workflows.api import serializers as s
 from workflows.approvals import services as approvals
 from workflows.errors import ApplicationError
-from workflows.graph import validate_graph
+from workflows.graph import graph_upgrade, validate_graph
 from workflows.models import ApprovalStatus, Template
 from workflows.registry import registry
 from workflows.run_filters import runs_filter
@@ -41,7 +41,7 @@ class GraphValidateView(APIView):
     )
     def post(self, request):
         data = _valid(s.GraphSerializer, request.data)
-        _, errors = validate_graph(data["graph"])
+        _, errors = validate_graph(graph_upgrade(data["graph"], arriving=True)[0])
         return Response({"valid": not errors, "errors": errors})
 
 

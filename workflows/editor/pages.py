@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from workflows import services
 from workflows.errors import ApplicationError
+from workflows.graph import graph_upgrade
 from workflows.models import Template, Workflow
 from workflows.selectors import runs_visible, workflows_visible
 
@@ -81,7 +82,9 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
     slug = request.GET.get("template", "")
     if slug:
         template = get_object_or_404(Template, slug=slug)
-        return _editor_response(request, workflow=None, name=template.name, initial_graph=template.graph)
+        return _editor_response(
+            request, workflow=None, name=template.name, initial_graph=graph_upgrade(template.graph)[0]
+        )
     return _editor_response(request, workflow=None, name="")
 
 

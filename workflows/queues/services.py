@@ -32,7 +32,7 @@ from kombu import Connection
 from trading_site.celery import app as celery_app
 from workflows import engine
 from workflows.errors import ApplicationError, RunStateError
-from workflows.graph import Graph, GraphSpec
+from workflows.graph import Graph, GraphSpec, graph_upgrade
 from workflows.models import Run, RunStatus, StepRun, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -320,7 +320,7 @@ def queue_overview() -> QueueOverview:
 
 
 def _graph(version_graph: dict) -> Graph:
-    return Graph(GraphSpec.model_validate(version_graph))
+    return Graph(GraphSpec.model_validate(graph_upgrade(version_graph)[0]))
 
 
 def queued_steps(*, limit: int = QUEUED_STEPS_SHOWN) -> list[StepRun]:

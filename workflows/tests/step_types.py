@@ -7,7 +7,7 @@ worker killed with SIGKILL.
 
 import time
 from datetime import UTC, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from django.db import connection
 from pydantic import BaseModel, ConfigDict, Field
@@ -258,3 +258,86 @@ class Misbehave(StepType):
         if params.mode == "crash":
             raise RuntimeError("internal detail: token=abc123")
         return {"out": datetime.now(UTC)}  # not JSON
+
+
+# Versioned step types (test_step_versions.py).
+
+
+class _VersionedParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(1, ge=1, le=100)
+
+
+@_reg
+class Versioned(StepType):
+    """At version 3 after two renames: `n` (v1) became `count` (v2), then `size` (v3). Each
+    call of `upgrade` is noted in `upgrade_calls`, so a test can see one call per step."""
+
+    name = "test.versioned"
+    version = 3
+    label = "Test versioned"
+    category = "test"
+    Params = _VersionedParams
+    inputs = (Port("in", ANY),)
+    outputs = (Port("out", ANY),)
+    upgrade_calls: ClassVar[list[int]] = []
+
+    @classmethod
+    def upgrade(cls, params, from_version):
+        cls.upgrade_calls.append(from_version)
+        renames = {1: ("n", "count"), 2: ("count", "size")}
+        if from_version in renames:
+            old, new = renames[from_version]
+            if old in params and new in params:
+                raise ValueError(f'both "{old}" and "{new}" are given')
+            if old in params:
+                params = {**params, new: params[old]}
+                del params[old]
+        return params
+
+    def run(self, ctx, inputs, params):
+        return {"out": params.size}
+
+
+class _OldNameParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    old_name: str = ""
+
+
+class _NewNameParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    new_name: str = ""
+
+
+class RenamedV1(StepType):
+    """`test.renamed` before a deploy renamed its param. Not registered on import: a test
+    registers it, stores a version, then puts RenamedV2 in its place."""
+
+    name = "test.renamed"
+    label = "Test renamed"
+    category = "test"
+    Params = _OldNameParams
+    inputs = (Port("in", ANY),)
+    outputs = (Port("out", ANY),)
+
+    def run(self, ctx, inputs, params):
+        record("renamed", params.old_name)
+        return {"out": params.old_name}
+
+
+class RenamedV2(RenamedV1):
+    """`test.renamed` after the deploy: `old_name` is now `new_name`."""
+
+    version = 2
+    Params = _NewNameParams
+
+    @classmethod
+    def upgrade(cls, params, from_version):
+        if from_version == 1 and "old_name" in params:
+            params = {**params, "new_name": params["old_name"]}
+            del params["old_name"]
+        return params
+
+    def run(self, ctx, inputs, params):
+        record("renamed", params.new_name)
+        return {"out": params.new_name}

@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from conftest import stamped
 from workflows import engine, services
 from workflows.models import Run, RunStatus, Template, Trigger, Workflow
 from workflows.tests import step_types  # noqa: F401 - registers test.source, test.echo, ...
@@ -174,7 +175,7 @@ def test_template_use_creates_a_workflow_owned_by_the_user(client, owner):
     response = client.post(reverse("template-use", args=[template.pk]))
     workflow = Workflow.objects.get(name="Two step template")
     assert workflow.owner == owner
-    assert workflow.versions.get().graph == GRAPH
+    assert workflow.versions.get().graph == stamped(GRAPH)
     assert response.status_code == 302
     assert response["Location"] == reverse("workflow-detail", args=[workflow.pk])
 
@@ -265,7 +266,7 @@ def test_restore_creates_a_new_version(client, owner, workflow):
     assert latest.number == 3
     assert latest.message == "Restored from v1"
     assert latest.restored_from.number == 1
-    assert latest.graph == GRAPH
+    assert latest.graph == stamped(GRAPH)
     assert latest.author == owner
     body = client.get(reverse("workflow-detail", args=[workflow.pk])).content.decode()
     assert "restored from v1" in body

@@ -23,6 +23,16 @@ def test_step_type_is_complete(step_type):
     json.dumps(step_type.describe())  # what /api/step-types/ serves
 
 
+@pytest.mark.parametrize("step_type", registry.all(), ids=lambda t: t.name)
+def test_step_type_version_and_upgrade_of_current_params(step_type):
+    assert isinstance(step_type.version, int) and step_type.version >= 1
+    assert step_type.describe()["version"] == step_type.version
+    # Params already at the current version: upgrade must leave them as they are.
+    params = {name: f"<{name}>" for name in step_type.Params.model_fields}
+    assert step_type.upgrade(dict(params), step_type.version) == params
+    assert step_type.upgrade({}, step_type.version) == {}
+
+
 def test_domain_step_types_are_discovered_and_documented():
     names = {t.name for t in registry.all()}
     assert {"market.fetch_bars", "market.resample"} <= names

@@ -22,6 +22,7 @@ export interface GraphSpec {
 export interface NodeSpec {
   id: string;
   type: string;
+  version?: number | null;
   label?: string;
   params?: {
     [k: string]: unknown;

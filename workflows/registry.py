@@ -1,7 +1,8 @@
 """The step registry: every step type a workflow node can use, under a stable dotted name.
 
-Domain apps declare their step types in `<app>/steps.py` with `@register`; `workflows`
-discovers those modules at start-up and never imports a domain app itself.
+Apps declare their step types with `@register` in a `steps.py` of the topic they belong to
+(`strategies/risk/steps.py`, ...); `workflows/apps.py` imports every such module at start-up by
+walking the installed apps' folders, so the engine never names a domain app.
 """
 
 from __future__ import annotations

@@ -55,3 +55,16 @@ def test_registry_refuses_duplicates_and_incomplete_types():
 
     with pytest.raises(ImproperlyConfigured, match="no label"):
         local.register(NoLabel)
+
+
+def test_steps_modules_are_found_in_every_topic_package_but_not_in_tests():
+    from django.apps import apps
+
+    from workflows.apps import steps_modules
+
+    config = apps.get_app_config("strategies")
+    found = steps_modules(config.name, config.path)
+    assert {"strategies.risk.steps", "strategies.orders.steps", "strategies.ai.steps"} <= set(found)
+    assert not [m for m in found if ".tests" in m]
+    # Every module found was imported at start-up: its step types are registered.
+    assert registry.get("risk.r_check") is not None and registry.get("broker.place_order") is not None

@@ -6,6 +6,8 @@ from pathlib import Path
 from django.apps import AppConfig, apps
 from django.conf import settings
 
+from workflows.registry import import_plugins
+
 
 def steps_modules(app_name: str, app_path: str) -> list[str]:
     """Every `steps` module of an app: `<app>/steps.py` and `<app>/<topic>/.../steps.py`."""
@@ -29,5 +31,7 @@ class WorkflowsConfig(AppConfig):
             if config.path.startswith(str(settings.BASE_DIR)):
                 for module in steps_modules(config.name, config.path):
                     import_module(module)
+        # Notification channel kinds: one folder each under workflows/notify/channels/.
+        import_plugins("workflows.notify.channels", "channel")
         for module in settings.EXTRA_STEP_MODULES:
             import_module(module)

@@ -8,7 +8,9 @@ walking the installed apps' folders, so the engine never names a domain app.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, ConfigDict
@@ -17,6 +19,8 @@ from workflows.errors import TransientStepError
 
 if TYPE_CHECKING:
     from workflows.engine import StepContext
+
+T = TypeVar("T")
 
 # Port type that connects to anything.
 ANY = "any"
@@ -118,31 +122,70 @@ class StepType:
         }
 
 
-class StepRegistry:
-    def __init__(self) -> None:
-        self._types: dict[str, type[StepType]] = {}
+class Registry(Generic[T]):
+    """Plugins of one kind (step types, brokers, market-data sources, notification channels), each
+    under a stable name. The one registry pattern: adding a plugin is registering it, nothing else."""
 
-    def register(self, step_type: type[StepType]) -> type[StepType]:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, item: T) -> T:
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not name:
+            raise ImproperlyConfigured(f"A {self.kind} needs a name")
+        if name in self._items:
+            raise ImproperlyConfigured(f"{self.kind.capitalize()} {name!r} is registered twice")
+        self.check(item)
+        self._items[name] = item
+        return item
+
+    def check(self, item: T) -> None:
+        """Refuse an incomplete plugin at start-up (ImproperlyConfigured), not at its first use."""
+
+    def unregister(self, name: str) -> None:
+        self._items.pop(name, None)
+
+    def get(self, name: str) -> T | None:
+        return self._items.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def all(self) -> list[T]:
+        return [self._items[name] for name in self.names()]
+
+    def unknown(self, name: str) -> str:
+        """The message for a name nobody registered, naming the known ones."""
+        return f'Unknown {self.kind} "{name}"; use one of: {", ".join(self.names()) or "none"}'
+
+
+def import_plugins(package: str, module: str) -> list[str]:
+    """Import `<package>.<folder>.<module>` for every folder of `package` that has one: how a kind's
+    plugins (one folder each) register themselves at start-up. Returns the modules imported."""
+    root = Path(import_module(package).__file__).parent
+    found = []
+    for folder in sorted(p for p in root.iterdir() if (p / f"{module}.py").is_file() and (p / "__init__.py").is_file()):
+        found.append(f"{package}.{folder.name}.{module}")
+        import_module(found[-1])
+    return found
+
+
+class StepRegistry(Registry[type[StepType]]):
+    def __init__(self) -> None:
+        super().__init__("step type")
+
+    def check(self, step_type: type[StepType]) -> None:
         name = step_type.name
-        if name in self._types:
-            raise ImproperlyConfigured(f"Step type {name!r} is registered twice")
         for attr in ("label", "category"):
             if not getattr(step_type, attr, None):
                 raise ImproperlyConfigured(f"Step type {name!r} has no {attr}")
         version = getattr(step_type, "version", None)
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise ImproperlyConfigured(f"Step type {name!r} has version {version!r}; versions are whole numbers from 1")
-        self._types[name] = step_type
-        return step_type
-
-    def unregister(self, name: str) -> None:
-        self._types.pop(name, None)
-
-    def get(self, name: str) -> type[StepType] | None:
-        return self._types.get(name)
 
     def all(self) -> list[type[StepType]]:
-        return sorted(self._types.values(), key=lambda t: (t.category, t.name))
+        return sorted(self._items.values(), key=lambda t: (t.category, t.name))
 
 
 registry = StepRegistry()

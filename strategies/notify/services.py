@@ -14,11 +14,12 @@ import logging
 from typing import Any
 
 from strategies.models import StrategyNotification
+from strategies.notify.messages import decision_lines, order_lines
 from strategies.selectors import strategy_of_run
 from workflows.artifacts.store import artifact_get
 from workflows.errors import StepError
 from workflows.models import Run, RunStatus, StepStatus
-from workflows.notify.services import Image, NotifyError, decision_lines, notification_send_once, order_lines, site_link
+from workflows.notify.services import Image, NotifyError, notification_send_once, site_link
 
 logger = logging.getLogger(__name__)
 

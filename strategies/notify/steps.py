@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from strategies.notify.messages import decision_lines, decision_r, order_lines, price_text
 from workflows.errors import StepError, TransientStepError
 from workflows.registry import Port, StepType, register
 
@@ -47,9 +48,8 @@ class NotifyParams(BaseModel):
 
 
 def _notify_values(ctx: StepContext, decision: dict, order: dict, link: str | None) -> dict[str, str]:
-    from workflows.notify.services import price_text, reward_risk
 
-    r = order.get("r") if isinstance(order.get("r"), int | float) else reward_risk(decision)
+    r = order.get("r") if isinstance(order.get("r"), int | float) else decision_r(decision)
     if order.get("sent"):
         order_text = f"order {order.get('order_id')} {order.get('status')}"
     elif order:
@@ -94,14 +94,7 @@ class NotifyWebhook(StepType):
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: NotifyParams) -> dict[str, Any]:
         from workflows.artifacts.store import artifact_get
-        from workflows.notify.services import (
-            Image,
-            NotifyError,
-            decision_lines,
-            notification_send_once,
-            order_lines,
-            site_link,
-        )
+        from workflows.notify.services import Image, NotifyError, notification_send_once, site_link
 
         decision = inputs.get("decision") if isinstance(inputs.get("decision"), dict) else {}
         order = inputs.get("order") if isinstance(inputs.get("order"), dict) else {}

@@ -12,62 +12,48 @@ here at send time (a `*_file` on every send, so a rotated secret needs no restar
 from every error and log line (safety rule 6). Errors are composed here, never copied from the
 HTTP library, whose messages quote the URL.
 
-Kinds: `discord` (webhook; multipart `payload_json` + the PNG as a file), `slack` (incoming
-webhook; JSON blocks; an incoming webhook cannot take an upload, so the image is a link to this
-site when `PUBLIC_BASE_URL` is set), `telegram` (bot API `sendPhoto` multipart, else
-`sendMessage`) and `webhook` (POST JSON with the PNG in base64, optional bearer token).
+Kinds (`kind`) are the registered channel kinds, one folder each in `workflows/notify/channels/`
+(discord, slack, telegram, webhook): each builds its service's request and reads its answer; this
+module is the kind-free flow around them.
 
 Each send has a timeout (`NOTIFY_TIMEOUT_S`) and one retry on a timeout, a connection error, a
-429 or a 5xx. This module knows nothing of strategies or orders: callers hand it text and bytes.
+429 or a 5xx. This module knows nothing of strategies or orders: callers hand it text and bytes
+(`strategies/notify/messages.py` writes decisions and orders as text).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import logging
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from workflows.models import NotificationLog, NotificationStatus
+from workflows.notify.channels import Channel, ChannelKind, Image, NotifyError, channel_kinds
+from workflows.scrub import scrub_secrets
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-KINDS = ("discord", "slack", "telegram", "webhook")
 # Seconds before the one retry; a 429's Retry-After is honoured up to RETRY_AFTER_MAX_S.
 RETRY_DELAY_S = 1.0
 RETRY_AFTER_MAX_S = 5.0
-# What each service accepts in one message (longer text is cut, ending with an ellipsis).
-TEXT_LIMITS = {"discord": 2000, "slack": 3000, "telegram": 4096, "telegram_caption": 1024, "webhook": 20_000}
 SCRUBBED = "[secret]"
-
-
-class NotifyError(Exception):
-    """A notification could not be sent. `message` never holds a URL or token; `transient` says a
-    later attempt may work (timeout, connection, 429, 5xx)."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
 
 
 class _ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["discord", "slack", "telegram", "webhook"]
+    kind: str
     url: str | None = None
     url_file: str | None = None
     token: str | None = None
@@ -76,37 +62,12 @@ class _ChannelConfig(BaseModel):
     # Telegram only: the Bot API's address (a local Bot API server, or the tests' receiver).
     api_base: str = "https://api.telegram.org"
 
-
-@dataclass(frozen=True)
-class Channel:
-    name: str
-    kind: str
-    url: str
-    token: str
-    chat_id: str
-
-    def secrets(self) -> list[str]:
-        """Every string that must never be shown: the URL (and its path, which libraries quote on
-        their own), the token."""
-        found = []
-        if self.kind != "telegram" and self.url:
-            found.append(self.url)
-            path = re.sub(r"^[a-z]+://[^/]*", "", self.url)
-            if len(path) > 1:
-                found.append(path)
-        if self.token:
-            found.append(self.token)
-        return found
-
-
-@dataclass(frozen=True)
-class Image:
-    """A PNG to attach, and where this site serves it (for Slack, which takes no upload)."""
-
-    data: bytes
-    filename: str = "chart.png"
-    content_type: str = "image/png"
-    link: str | None = None
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        if channel_kinds.get(kind) is None:
+            raise ValueError(channel_kinds.unknown(kind))
+        return kind
 
 
 def _read_file(path: str, *, channel: str, what: str) -> str:
@@ -149,13 +110,16 @@ def channel_get(name: str) -> Channel:
     url = config.url or (_read_file(config.url_file, channel=name, what="url") if config.url_file else "")
     token = config.token or (_read_file(config.token_file, channel=name, what="token") if config.token_file else "")
     chat_id = str(config.chat_id or "")
-    if config.kind == "telegram":
-        if not token or not chat_id:
-            raise NotifyError(f'Channel "{name}" (telegram) needs a bot token (token or token_file) and a chat_id')
-        url = config.api_base.rstrip("/")
-    if not url.startswith(("https://", "http://")):
-        raise NotifyError(f'Channel "{name}" ({config.kind}) needs an http(s) url (url or url_file)')
+    kind = _kind(config.kind)
+    url = kind.endpoint(name=name, url=url, token=token, chat_id=chat_id, api_base=config.api_base)
     return Channel(name=name, kind=config.kind, url=url, token=token, chat_id=chat_id)
+
+
+def _kind(name: str) -> ChannelKind:
+    kind = channel_kinds.get(name)
+    if kind is None:
+        raise NotifyError(channel_kinds.unknown(name))
+    return kind
 
 
 def scrub(text: str, extra: list[str] | None = None) -> str:
@@ -167,82 +131,11 @@ def scrub(text: str, extra: list[str] | None = None) -> str:
         raw = {}
     for name in raw:
         try:
-            secrets.extend(channel_get(name).secrets())
+            channel = channel_get(name)
+            secrets.extend(_kind(channel.kind).secrets(channel))
         except NotifyError:
             continue
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, SCRUBBED)
-    return text
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _request(channel: Channel, text: str, image: Image | None, data: dict[str, Any] | None) -> tuple[str, dict]:
-    """The URL to POST to and the `requests` keyword arguments, per kind."""
-    if channel.kind == "discord":
-        # No @everyone or role pings from a model's reasoning text.
-        payload: dict[str, Any] = {"content": _cut(text, TEXT_LIMITS["discord"]), "allowed_mentions": {"parse": []}}
-        if image is None:
-            return channel.url, {"json": payload}
-        payload["attachments"] = [{"id": 0, "filename": image.filename}]
-        files = {
-            "payload_json": (None, json.dumps(payload), "application/json"),
-            "files[0]": (image.filename, image.data, image.content_type),
-        }
-        return channel.url, {"files": files}
-    if channel.kind == "slack":
-        body = _slack_escape(_cut(text, TEXT_LIMITS["slack"]))
-        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": body}}]
-        if image is not None and image.link:
-            link = {"type": "mrkdwn", "text": f"<{image.link}|Chart> (sign-in required)"}
-            blocks.append({"type": "context", "elements": [link]})
-        return channel.url, {"json": {"text": _cut(text, TEXT_LIMITS["slack"]), "blocks": blocks}}
-    if channel.kind == "telegram":
-        base = f"{channel.url}/bot{channel.token}"
-        if image is None:
-            message = {"chat_id": channel.chat_id, "text": _cut(text, TEXT_LIMITS["telegram"])}
-            return f"{base}/sendMessage", {"json": {**message, "disable_web_page_preview": True}}
-        caption = _cut(text, TEXT_LIMITS["telegram_caption"])
-        files = {"photo": (image.filename, image.data, image.content_type)}
-        return f"{base}/sendPhoto", {"data": {"chat_id": channel.chat_id, "caption": caption}, "files": files}
-    payload = {
-        "text": _cut(text, TEXT_LIMITS["webhook"]),
-        "image": None
-        if image is None
-        else {
-            "filename": image.filename,
-            "content_type": image.content_type,
-            "base64": base64.b64encode(image.data).decode("ascii"),
-            "url": image.link,
-        },
-        "data": data or {},
-    }
-    kwargs: dict[str, Any] = {"json": payload}
-    if channel.token:
-        kwargs["headers"] = {"Authorization": f"Bearer {channel.token}"}
-    return channel.url, kwargs
-
-
-def _response_problem(channel: Channel, response: requests.Response) -> str | None:
-    """Why the service refused the message, or None when it took it."""
-    if channel.kind == "telegram" and response.status_code < 300:
-        try:
-            answer = response.json()
-        except ValueError:
-            return "the Bot API answered with something other than JSON"
-        if not (isinstance(answer, dict) and answer.get("ok")):
-            return f"the Bot API refused it: {str(answer.get('description', ''))[:200]}"
-        return None
-    if response.status_code < 300:
-        return None
-    detail = re.sub(r"\s+", " ", response.text or "")[:200]
-    return f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
+    return scrub_secrets(text, secrets, mask=SCRUBBED, min_length=4)
 
 
 def _post(channel: Channel, url: str, kwargs: dict[str, Any]) -> requests.Response:
@@ -261,14 +154,14 @@ def _post(channel: Channel, url: str, kwargs: dict[str, Any]) -> requests.Respon
             # The library's text quotes the URL: the type says enough.
             problem, transient = f"failed ({type(exc).__name__})", False
         else:
-            problem = _response_problem(channel, response)
+            problem = _kind(channel.kind).problem(response)
             if problem is None:
                 return response
             transient = response.status_code >= 500 or response.status_code == 429
             if response.status_code == 429:
                 with contextlib.suppress(ValueError):
                     delay = min(RETRY_AFTER_MAX_S, float(response.headers.get("Retry-After", delay)))
-        problem = scrub(problem, channel.secrets())
+        problem = scrub(problem, _kind(channel.kind).secrets(channel))
         if not transient:
             raise NotifyError(f"{where} failed: {problem}")
         if attempt == 1:
@@ -286,14 +179,10 @@ def notification_send(
     target = channel_get(channel)
     if not text.strip():
         raise NotifyError(f'Notification to channel "{channel}": the message is empty')
-    url, kwargs = _request(target, text, image, data)
+    kind = _kind(target.kind)
+    url, kwargs = kind.request(target, text, image, data)
     response = _post(target, url, kwargs)
-    if image is None:
-        how = None
-    elif target.kind == "slack":
-        how = "linked" if image.link else "left out (Slack incoming webhooks take no upload; set PUBLIC_BASE_URL)"
-    else:
-        how = "attached"
+    how = None if image is None else kind.image_sent(image)
     return {
         "channel": target.name,
         "kind": target.kind,
@@ -341,78 +230,6 @@ def notification_send_once(
         status=NotificationStatus.SENT, error="", detail=sent, sent_at=timezone.now()
     )
     return sent, True
-
-
-# Message text shared by the notify.webhook step and the strategies' notifications. Inputs are
-# the steps' outputs (untrusted model text included), so every value is checked before use.
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def price_text(value: Any) -> str:
-    number = _num(value)
-    return "—" if number is None else f"{number:,.4f}".rstrip("0").rstrip(".")
-
-
-def reward_risk(decision: dict[str, Any] | None) -> float | None:
-    """R at the conservative target, computed here from the decision's levels (never the model's R)."""
-    if not isinstance(decision, dict):
-        return None
-    action = decision.get("action")
-    entry, stop = _num(decision.get("entry")), _num(decision.get("stop_loss"))
-    target = _num(decision.get("take_profit_conservative"))
-    if entry is None or stop is None or target is None:
-        return None
-    risk, reward = (entry - stop, target - entry) if action == "BUY" else (stop - entry, entry - target)
-    if action not in ("BUY", "SELL") or risk <= 0:
-        return None
-    return reward / risk
-
-
-def decision_lines(decision: Any) -> list[str]:
-    """A decision (ai.decide / ai.agent_team output) as a few lines of text."""
-    if not isinstance(decision, dict) or decision.get("action") not in ("BUY", "SELL", "HOLD"):
-        return []
-    action = decision["action"]
-    head = f"Decision: {action}"
-    if isinstance(decision.get("confidence"), str):
-        head += f" (confidence {decision['confidence']})"
-    if decision.get("analyst") == "offline":
-        head += " · offline rule-based analyst, no AI model"
-    lines = [head]
-    if action in ("BUY", "SELL"):
-        entry, stop = price_text(decision.get("entry")), price_text(decision.get("stop_loss"))
-        targets = [price_text(decision.get(f"take_profit_{k}")) for k in ("conservative", "aggressive")]
-        lines.append(f"Entry {entry} · stop {stop} · targets {' / '.join(targets)}")
-        r = reward_risk(decision)
-        if r is not None:
-            lines.append(f"R {r:.2f} at the conservative target (computed from these levels)")
-    if decision.get("error"):
-        lines.append(f"No trade: {str(decision['error'])[:300]}")
-    elif isinstance(decision.get("reasoning"), str) and decision["reasoning"].strip():
-        lines.append(f"Reasoning: {_cut(decision['reasoning'].strip(), 500)}")
-    return lines
-
-
-def order_lines(order: Any) -> list[str]:
-    """A broker.place_order output as a line: what was sent, or why nothing was."""
-    if not isinstance(order, dict) or "sent" not in order:
-        return []
-    if not order.get("sent"):
-        status = "blocked" if order.get("status") == "blocked" else "not sent"
-        return [f"Order {status}: {str(order.get('reason') or 'no reason given')[:300]}"]
-    quantity = order.get("quantity") if isinstance(order.get("quantity"), int) else "?"
-    line = (
-        f"Order {order.get('order_id')}: {order.get('side')} {quantity} {order.get('symbol')} @ "
-        f"{price_text(order.get('entry'))}, take-profit {price_text(order.get('take_profit'))}, "
-        f"stop-loss {price_text(order.get('stop_loss'))} · {order.get('status')} ({order.get('mode') or 'paper'})"
-    )
-    r = _num(order.get("r"))
-    return [line + (f" · R {r:.2f}" if r is not None else "")]
 
 
 def site_link(path: str) -> str | None:

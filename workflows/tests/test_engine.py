@@ -283,7 +283,7 @@ def test_a_step_type_missing_from_the_worker_fails_its_step_and_spares_the_sweep
     sent = []
     monkeypatch.setattr(engine, "_dispatch", lambda step, graph, countdown=0: sent.append(step.id))
     run = engine.run_start(workflow=make_workflow(user, chain_graph(node("a", "test.echo"))), user=user, symbol="AAPL")
-    monkeypatch.setattr(registry, "_types", {k: v for k, v in registry._types.items() if k != "test.source"})
+    monkeypatch.setattr(registry, "_items", {k: v for k, v in registry._items.items() if k != "test.source"})
     StepRun.objects.filter(run=run, node_id="a").update(status=StepStatus.RUNNING)  # as if a worker died in it
     counts = engine.step_runs_sweep(now=timezone.now() + timedelta(hours=1))
     assert counts["errors"] == 0 and counts["redispatched"] == 1

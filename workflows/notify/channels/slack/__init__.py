@@ -1,0 +1,1 @@
+"""The slack notification channel kind."""

@@ -1,0 +1,1 @@
+"""The telegram notification channel kind."""

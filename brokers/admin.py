@@ -1,3 +1,5 @@
+"""Django admin for uploads, orders, fills, positions, account snapshots and the trading switches."""
+
 from django import forms
 from django.contrib import admin, messages
 

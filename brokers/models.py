@@ -1,3 +1,5 @@
+"""Rows of market data and trading: uploaded bars, the trading switches, orders, fills, positions, equity."""
+
 from django.conf import settings
 from django.db import models
 

@@ -1,3 +1,5 @@
+"""Celery tasks of orders: the sync (beat), paper fills, cancels, and the ibkr worker's sync."""
+
 import logging
 
 from celery import shared_task
@@ -44,6 +46,6 @@ def cancel_order_task(order_id: int, reason: str) -> None:
 
 @shared_task(name="brokers.tasks.sync_ibkr")
 def sync_ibkr_task() -> int:
-    from brokers.orders.sync import ibkr_sync
+    from brokers.adapters.ibkr.sync import ibkr_sync
 
     return ibkr_sync()

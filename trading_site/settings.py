@@ -261,7 +261,8 @@ ARTIFACT_URL_TTL_S = env.int("ARTIFACT_URL_TTL_S", default=900)
 # Chart rendering: the OS Chromium (never a downloaded one). Empty: found on PATH.
 BROWSER_PATH = env.str("BROWSER_PATH", default="")
 
-# Market data: "bundled" (the real bars in brokers/data/market, see its SOURCES.md) or "ibkr".
+# Market data: a registered source, "bundled" (the real bars in brokers/data/market, see its SOURCES.md)
+# or "ibkr" (brokers/adapters/); checked at start-up (brokers/apps.py).
 MARKET_DATA_SOURCE = env.str("MARKET_DATA_SOURCE", default="bundled")
 # Largest CSV of bars a user may upload, in megabytes.
 MARKET_UPLOAD_MAX_MB = env.int("MARKET_UPLOAD_MAX_MB", default=20)
@@ -290,10 +291,9 @@ if TRADING_MODE not in ("paper", "live"):
 TRADING_ENABLED = env.bool("TRADING_ENABLED", default=False)
 # The IBKR account orders go to when the login manages several; empty: the only one.
 IBKR_ACCOUNT = env.str("IBKR_ACCOUNT", default="")
-# Where broker.place_order sends orders unless a node says otherwise: paper or ibkr.
+# Where broker.place_order sends orders unless a node says otherwise: a registered broker (paper or
+# ibkr; brokers/adapters/). Checked against the registry at start-up (brokers/apps.py).
 BROKER = env.str("BROKER", default="paper")
-if BROKER not in ("paper", "ibkr"):
-    raise environ.ImproperlyConfigured(f"BROKER must be paper or ibkr, not {BROKER!r}")
 # Initial trading limits (then edited with the switches): most one order may be worth, most symbols
 # held at once, and the realised loss of a day after which no new order is sent.
 RISK_MAX_NOTIONAL = env.float("RISK_MAX_NOTIONAL", default=25_000.0)

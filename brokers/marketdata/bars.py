@@ -16,11 +16,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 from django.conf import settings
-from django.utils.module_loading import import_string
 
 from brokers.marketdata.bar_sizes import BARS, INTRADAY_MINUTES
 from workflows.artifacts.store import artifact_get, artifact_put
-from workflows.errors import StepError
+from workflows.errors import ApplicationError, StepError
 
 NEW_YORK = "America/New_York"
 COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -235,21 +234,14 @@ class BundledSource:
         return df
 
 
-# Where each source lives; imported on use, so the bundled default never loads ib_async.
-_SOURCES = {
-    "bundled": "brokers.marketdata.bars.BundledSource",
-    "ibkr": "brokers.adapters.ibkr.client.IbkrSource",
-    "upload": "brokers.marketdata.uploads.UploadedSource",
-}
+def market_source(name: str, *, owner_id: int | None = None) -> MarketDataSource:
+    """A source by name ("default": the MARKET_DATA_SOURCE setting), from the registry of brokers/adapters/."""
+    from brokers.adapters.registry import source_kind
 
-
-def market_source(name: str) -> MarketDataSource:
-    """A source by name; "default" is the MARKET_DATA_SOURCE setting (bundled or ibkr)."""
-    if name == "default":
-        name = settings.MARKET_DATA_SOURCE
-    if name not in _SOURCES:
-        raise StepError(f'Unknown market data source "{name}"; available: {", ".join(sorted(_SOURCES))}')
-    return import_string(_SOURCES[name])()
+    try:
+        return source_kind(name).create(owner_id=owner_id)
+    except ApplicationError as exc:
+        raise StepError(exc.message) from None
 
 
 def iso_date(ts: pd.Timestamp) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from brokers.adapters.registry import source_choice, source_queue, source_schema
 from brokers.marketdata.bar_sizes import Bar
 from brokers.marketdata.bars import PERIOD_PATTERN, MarketDataSource, bars_load, bars_ref, market_source, resample
 from workflows.registry import Port, StepType, register
@@ -32,13 +33,8 @@ class FetchBarsParams(BaseModel):
         description="How far back from the last bar, in calendar time: 30d, 2w, 6m, 1y, 5y or max",
     )
     bar: Bar = Field("1d", description="Bar size; intraday bars are in New York time")
-    source: Literal["default", "bundled", "ibkr", "upload"] = Field(
-        "default",
-        description=(
-            "default: the installation's MARKET_DATA_SOURCE; bundled: real historical CSVs shipped with the app; "
-            "ibkr: Interactive Brokers; upload: bars you uploaded for this symbol"
-        ),
-    )
+    # The registered sources (brokers/adapters/*/kind.py): the editor offers them as a choice.
+    source: Annotated[str, AfterValidator(source_choice)] = Field("default", json_schema_extra=source_schema)
     end: date | None = Field(None, description="Last date to include; empty means the latest available bar")
 
 
@@ -62,17 +58,12 @@ class FetchBars(StepType):
     def queue_for(cls, params: dict[str, Any]) -> str:
         # IBKR requests go to the one ibkr worker process (DESIGN §5): one connection with its
         # own clientId, and one pacing limiter for IB's historical-data rules.
-        source = params.get("source", "default")
-        return "ibkr" if (settings.MARKET_DATA_SOURCE if source == "default" else source) == "ibkr" else cls.queue
+        return source_queue(params.get("source", "default"), cls.queue)
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: FetchBarsParams) -> dict[str, Any]:
         source = settings.MARKET_DATA_SOURCE if params.source == "default" else params.source
-        if source == "upload":
-            from brokers.marketdata.uploads import UploadedSource  # on use: the bundled default stays light
-
-            data_source: MarketDataSource = UploadedSource(owner_id=ctx.owner_id)  # only the owner's uploads
-        else:
-            data_source = market_source(source)
+        # The owner's id: a source of private data (uploads) reads only the run owner's.
+        data_source: MarketDataSource = market_source(source, owner_id=ctx.owner_id)
         df = data_source.bars(symbol=params.symbol, bar=params.bar, period=params.period, end=params.end)
         ref = bars_ref(df, symbol=params.symbol.strip().upper(), bar=params.bar, source=source)
         ctx.log(f"Fetched {_span(ref)} ({params.period} from {source})")

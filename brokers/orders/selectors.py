@@ -92,44 +92,13 @@ def kill_switch_outcome(*, order_ids: list[int], problems: list[str]) -> dict:
 
 
 def broker_connections() -> list[dict]:
-    """Connection status of the paper broker, and of IBKR only when it is the configured broker.
+    """Connection status of each registered broker the pages show (simulations, and the configured one).
 
-    The web process never opens an IBKR connection otherwise (the ibkr worker holds the one
-    connection); even then any failure is shown, not raised."""
-    from brokers.adapters.paper.broker import PaperBroker
+    The web process never opens an IBKR connection itself (the ibkr worker holds the one connection
+    and its last word is shown); any failure is shown, not raised."""
+    from brokers.adapters.registry import broker_kinds
 
-    rows = []
-    brokers = [("paper", PaperBroker)]
-    if settings.BROKER == "ibkr":
-        from brokers.orders.services import broker_get
-
-        brokers.append(("ibkr", lambda: broker_get("ibkr")))
-    for name, make in brokers:
-        if name == "ibkr":
-            from django.core.cache import cache
-
-            from brokers.orders.sync import CONNECTION_KEY
-
-            remembered = cache.get(CONNECTION_KEY)
-            if remembered:  # what the ibkr worker saw at its last sync
-                rows.append({"account": "", "mode": "", "detail": "", **remembered})
-                continue
-        try:
-            status = make().connection_status()
-        except Exception as exc:  # an adapter's failure is shown on the page, never a 500
-            rows.append({"broker": name, "connected": False, "detail": f"{type(exc).__name__}: {exc}"})
-            continue
-        rows.append(
-            {
-                "broker": status.broker or name,
-                "connected": bool(status.connected),
-                "account": status.account,
-                "mode": status.mode,
-                "detail": status.detail,
-                "checked_at": status.checked_at,
-            }
-        )
-    return rows
+    return [kind.connection() for kind in broker_kinds.all() if kind.shown()]
 
 
 def equity_points(*, broker: str, max_points: int = 2000) -> list[tuple[datetime, Decimal]]:

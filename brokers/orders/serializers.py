@@ -1,3 +1,5 @@
+"""Serializers of the orders, portfolio and trading-control API."""
+
 from decimal import Decimal
 
 from rest_framework import serializers

@@ -22,36 +22,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers.adapters.base import BracketOrder, Broker, BrokerError, BrokerUnavailable, ExecutionEvent, StatusEvent
+from brokers.adapters.registry import broker_kind, source_queue
 from brokers.models import ORDER_SENT, Fill, Order, OrderStatus, Position, TradingControl
 from brokers.orders.selectors import open_symbols, realized_today, trading_control
 from workflows.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
-BROKERS = ("paper", "ibkr")
-
-
-def broker_name(name: str) -> str:
-    name = settings.BROKER if name in ("", "default") else name
-    if name not in BROKERS:
-        raise ApplicationError(f'Unknown broker "{name}"; use paper or ibkr')
-    return name
-
-
-def broker_mode(name: str) -> str:
-    return "paper" if name == "paper" else settings.TRADING_MODE
-
 
 def broker_get(name: str) -> Broker:
-    """The broker by name. IBKR's talks to the one connection of the process (the ibkr worker)."""
-    name = broker_name(name)
-    if name == "paper":
-        from brokers.adapters.paper.broker import PaperBroker
-
-        return PaperBroker()
-    from brokers.adapters.ibkr.broker import IbkrBroker
-
-    return IbkrBroker(on_status=order_status_apply, on_execution=order_execution_apply)
+    """The broker by name ("default": the BROKER setting), from the registry of brokers/adapters/."""
+    return broker_kind(name).create()
 
 
 def trading_gate(
@@ -63,7 +44,7 @@ def trading_gate(
         since = f" since {timezone.localtime(control.kill_switch_at):%Y-%m-%d %H:%M}" if control.kill_switch_at else ""
         why = f": {control.kill_switch_reason}" if control.kill_switch_reason else ""
         reasons.append(f"The kill switch is on{since}{why}; no new orders")
-    if broker != "paper" and not control.trading_enabled:
+    if not broker_kind(broker).simulated and not control.trading_enabled:
         reasons.append(f"The global trading switch is off: no order goes to {broker.upper()}")
     if mode == "live":
         if settings.TRADING_MODE != "live":
@@ -121,8 +102,8 @@ def order_place(
     client: Broker | None = None,
 ) -> Order:
     """Send a bracket order once per key, behind the trading gate; the Order row says what happened."""
-    broker = broker_name(broker)
-    mode = broker_mode(broker)
+    kind = broker_kind(broker)
+    broker, mode = kind.name, kind.mode()
     look_only: list[str] = []  # the gate's reasons when a SUBMITTING row may no longer be sent
     with transaction.atomic():
         control = TradingControl.objects.select_for_update().get(id=trading_control().id)
@@ -179,7 +160,7 @@ def order_place(
                 order.refresh_from_db()
                 return order
         else:
-            if broker != "paper":
+            if not kind.simulated:
                 _preview(order, client, bracket)
             placed = client.place_bracket(bracket)
     except BrokerUnavailable:
@@ -199,7 +180,7 @@ def order_place(
             note = "Found at the broker under its key; nothing was sent again. " if placed.reconciled else ""
             order.reason = (note + placed.message).strip()
         order.save()
-    if broker == "paper" and order.status == OrderStatus.SUBMITTED:
+    if kind.simulated and order.status == OrderStatus.SUBMITTED:
         order = _paper_process_now_or_later(order)
     return _kill_check(order, client)
 
@@ -226,7 +207,7 @@ def _gate(order: Order, *, control: TradingControl, live_allowed: bool) -> list[
         symbol=order.symbol,
         notional=order.quantity * order.entry_price,
     )
-    if order.broker == "paper" and not order.placed_after:
+    if broker_kind(order.broker).simulated and not order.placed_after:
         reasons.append("The plan has no last bar (last_date), so the paper broker cannot know which bars fill it")
     return reasons
 
@@ -235,10 +216,11 @@ def _paper_process_now_or_later(order: Order) -> Order:
     from brokers.adapters.paper.broker import paper_order_process
     from brokers.tasks import process_paper_order_task
 
-    if order.data_source == "ibkr":
-        # IBKR bars come through the one connection of the ibkr worker, never from here.
+    queue = source_queue(order.data_source, "default")
+    if queue != "default":
+        # Bars from a source held by its own worker (IBKR's one connection) are read there, never here.
         order_id = order.id
-        transaction.on_commit(lambda: process_paper_order_task.apply_async(args=[order_id], queue="ibkr"))
+        transaction.on_commit(lambda: process_paper_order_task.apply_async(args=[order_id], queue=queue))
         return order
     return paper_order_process(order_id=order.id)
 
@@ -404,12 +386,13 @@ def order_cancel(*, order: Order, reason: str = "Cancelled by user", client: Bro
         )
     if order.status not in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
         raise ApplicationError(f"Order {order.id} is {order.get_status_display().lower()}; nothing to cancel")
-    if order.broker != "paper" and client is None:
-        # Only the ibkr worker holds the IBKR connection (one clientId): it does the cancel.
+    kind = broker_kind(order.broker)
+    if kind.queue != "default" and client is None:
+        # A broker held by its own worker (IBKR: one connection, one clientId) is cancelled there.
         from brokers.tasks import cancel_order_task
 
         order_id = order.id
-        transaction.on_commit(lambda: cancel_order_task.apply_async(args=[order_id, reason], queue="ibkr"))
+        transaction.on_commit(lambda: cancel_order_task.apply_async(args=[order_id, reason], queue=kind.queue))
         return order
     client = client or broker_get(order.broker)
     nothing_there = False
@@ -423,7 +406,7 @@ def order_cancel(*, order: Order, reason: str = "Cancelled by user", client: Bro
     with transaction.atomic():
         order = Order.objects.select_for_update().get(id=order.id)
         if order.status in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
-            if order.broker == "paper" or nothing_there:
+            if kind.simulated or nothing_there:
                 order.status, order.reason = OrderStatus.CANCELLED, reason
                 for leg in order.legs.values():
                     leg["status"] = "cancelled"
@@ -431,7 +414,7 @@ def order_cancel(*, order: Order, reason: str = "Cancelled by user", client: Bro
                 order.reason = f"Cancel requested ({reason}); waiting for the broker to confirm"
             order.save()
     process = getattr(client, "process_events", None)
-    if order.broker != "paper" and callable(process):
+    if not kind.simulated and callable(process):
         process(wait_s=1.0)  # IBKR's Cancelled (or a last fill) arrives as events
         order.refresh_from_db()
     return order

@@ -18,7 +18,8 @@ from ib_async import BarData, BarDataList, Contract, RequestError
 
 from brokers.adapters.ibkr import client as ibkr
 from brokers.adapters.ibkr.client import IbkrSource, PacingLimiter, history_request, parse_symbol
-from brokers.marketdata.bars import _SOURCES, COLUMNS, NEW_YORK, market_source
+from brokers.adapters.registry import source_kinds
+from brokers.marketdata.bars import COLUMNS, NEW_YORK, market_source
 from workflows.errors import StepError, TransientStepError
 
 
@@ -163,7 +164,7 @@ def source(fake, clock, cache, **pacer_kwargs) -> IbkrSource:
 
 
 def test_the_registered_source_is_this_class():
-    assert _SOURCES["ibkr"] == "brokers.adapters.ibkr.client.IbkrSource"
+    assert source_kinds.get("ibkr").queue == "ibkr"  # read on the ibkr worker, which holds the connection
     assert isinstance(market_source("ibkr"), IbkrSource)
 
 

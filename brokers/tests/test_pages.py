@@ -185,12 +185,12 @@ def test_kill_switch_needs_on_or_off(client, staff_user):
 
 
 def test_connection_status_shows_paper_and_never_asks_ibkr_by_default(client, user, settings, monkeypatch):
-    import brokers.orders.services
+    from brokers.adapters.registry import broker_kinds
 
-    def boom(name):
+    def boom():
         raise AssertionError("the web process asked for a broker connection")
 
-    monkeypatch.setattr(brokers.orders.services, "broker_get", boom)
+    monkeypatch.setattr(broker_kinds.get("ibkr"), "create", boom)
     settings.BROKER = "paper"
     client.force_login(user)
     text = body(client.get(reverse("order-list")))
@@ -199,13 +199,13 @@ def test_connection_status_shows_paper_and_never_asks_ibkr_by_default(client, us
 
 
 def test_ibkr_connection_failure_is_shown_not_raised(client, user, settings, monkeypatch):
-    import brokers.orders.services
+    from brokers.adapters.registry import broker_kinds
 
     class Broken:
         def connection_status(self):
             raise ConnectionRefusedError("gateway down on 127.0.0.1:4004")
 
-    monkeypatch.setattr(brokers.orders.services, "broker_get", lambda name: Broken())
+    monkeypatch.setattr(broker_kinds.get("ibkr"), "create", lambda: Broken())
     settings.BROKER = "ibkr"
     client.force_login(user)
     response = client.get(reverse("order-list"))

@@ -11,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from brokers.marketdata.bars import _SOURCES, COLUMNS, NEW_YORK, bars_load
+from brokers.marketdata.bars import COLUMNS, NEW_YORK, bars_load, market_source
 from brokers.marketdata.steps import FetchBars
 from brokers.marketdata.uploads import UploadedSource, bars_upload
 from brokers.models import UploadedBars
@@ -259,7 +259,8 @@ def test_bad_symbol_or_bar(user, symbol, bar, message):
 
 
 def test_upload_source_is_registered():
-    assert _SOURCES["upload"] == "brokers.marketdata.uploads.UploadedSource"
+    source = market_source("upload", owner_id=7)
+    assert isinstance(source, UploadedSource) and source.owner_id == 7
 
 
 def test_upload_source_needs_an_owner():

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from brokers.adapters.registry import broker_choice, broker_queue, broker_schema
 from workflows.errors import StepError
 from workflows.registry import ANY, Port, StepType, register
 
@@ -81,8 +81,10 @@ class ApprovalStep(StepType):
 class PlaceOrderParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    broker: Literal["default", "paper", "ibkr"] = Field(
-        "default", description="default: the BROKER setting (paper unless set); paper: simulated; ibkr: IBKR"
+    broker: Annotated[str, AfterValidator(broker_choice)] = Field(
+        "default",
+        description="default: the BROKER setting (paper unless set); or a registered broker (paper: simulated)",
+        json_schema_extra=broker_schema,
     )
     # GTC only: a DAY bracket's stop would expire at the close and leave an overnight position unprotected.
     tif: Literal["GTC"] = Field("GTC", description="Time in force of the three legs (good till cancelled)")
@@ -112,8 +114,7 @@ class PlaceOrder(StepType):
 
     @classmethod
     def queue_for(cls, params: dict[str, Any]) -> str:
-        broker = params.get("broker", "default")
-        return "ibkr" if (settings.BROKER if broker == "default" else broker) == "ibkr" else cls.queue
+        return broker_queue(params.get("broker", "default"), cls.queue)
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: PlaceOrderParams) -> dict[str, Any]:
         from brokers.models import OrderStatus

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from brokers.adapters.registry import broker_choice, broker_queue, broker_schema
 from brokers.marketdata.bars import bars_load, iso_date
 from workflows.errors import StepError
 from workflows.registry import Port, StepType, register
@@ -127,16 +128,11 @@ class PositionSizeParams(BaseModel):
         0.10, gt=0, le=1, description="Most of the equity one position may be worth (0.10 = 10%)"
     )
     max_notional: float = Field(25_000, gt=0, description="Most one position may be worth, in account currency")
-    broker: Literal["default", "paper", "ibkr"] = Field(
-        "default", description="Whose account equity sizes the trade: default is the BROKER setting"
+    broker: Annotated[str, AfterValidator(broker_choice)] = Field(
+        "default",
+        description="Whose account equity sizes the trade: default is the BROKER setting",
+        json_schema_extra=broker_schema,
     )
-
-
-def _broker_queue(params: dict[str, Any], fallback: str) -> str:
-    from django.conf import settings
-
-    broker = params.get("broker", "default")
-    return "ibkr" if (settings.BROKER if broker == "default" else broker) == "ibkr" else fallback
 
 
 @register
@@ -155,7 +151,9 @@ class PositionSize(StepType):
 
     @classmethod
     def queue_for(cls, params: dict[str, Any]) -> str:
-        return _broker_queue(params, cls.queue)  # IBKR equity comes through the ibkr worker's connection
+        return broker_queue(
+            params.get("broker", "default"), cls.queue
+        )  # IBKR equity comes through the ibkr worker's connection
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: PositionSizeParams) -> dict[str, Any]:
         from brokers.orders.services import broker_get

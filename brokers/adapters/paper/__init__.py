@@ -1,0 +1,1 @@
+"""The paper broker: bracket orders simulated against the bars that follow their decision."""

@@ -8,6 +8,7 @@ MARKET_DATA_SOURCE), step forms and validation, queue routing and pages read the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -92,10 +93,14 @@ def register_source(kind: type[SourceKind]) -> type[SourceKind]:
     return kind
 
 
+def _resolve(kinds: Registry, setting: str, name: str) -> Any:
+    """The kind a name means ("default" or empty: the setting's), or None when nobody registered it."""
+    return kinds.get(getattr(settings, setting) if name in ("", DEFAULT) else name)
+
+
 def broker_kind(name: str) -> BrokerKind:
     """The broker by name ("default" or empty: the BROKER setting); ApplicationError if unknown."""
-    name = settings.BROKER if name in ("", DEFAULT) else name
-    kind = broker_kinds.get(name)
+    kind = _resolve(broker_kinds, "BROKER", name)
     if kind is None:
         raise ApplicationError(broker_kinds.unknown(name))
     return kind
@@ -103,8 +108,7 @@ def broker_kind(name: str) -> BrokerKind:
 
 def source_kind(name: str) -> SourceKind:
     """The source by name ("default" or empty: the MARKET_DATA_SOURCE setting); ApplicationError if unknown."""
-    name = settings.MARKET_DATA_SOURCE if name in ("", DEFAULT) else name
-    kind = source_kinds.get(name)
+    kind = _resolve(source_kinds, "MARKET_DATA_SOURCE", name)
     if kind is None:
         raise ApplicationError(source_kinds.unknown(name))
     return kind
@@ -112,13 +116,13 @@ def source_kind(name: str) -> SourceKind:
 
 def broker_queue(name: str, fallback: str) -> str:
     """The queue of a step talking to this broker; an unknown name fails at validation, not here."""
-    kind = broker_kinds.get(settings.BROKER if name in ("", DEFAULT) else name)
+    kind = _resolve(broker_kinds, "BROKER", name)
     return kind.queue if kind is not None and kind.queue != "default" else fallback
 
 
 def source_queue(name: str, fallback: str) -> str:
     """The queue of a step reading this source."""
-    kind = source_kinds.get(settings.MARKET_DATA_SOURCE if name in ("", DEFAULT) else name)
+    kind = _resolve(source_kinds, "MARKET_DATA_SOURCE", name)
     return kind.queue if kind is not None and kind.queue != "default" else fallback
 
 
@@ -126,16 +130,17 @@ def source_queue(name: str, fallback: str) -> str:
 # as a choice of the registered names (the JSON schema's enum is built when the schema is asked for).
 
 
-def broker_choice(value: str) -> str:
-    if value != DEFAULT and broker_kinds.get(value) is None:
-        raise ValueError(broker_kinds.unknown(value))
-    return value
+def _choice(kinds: Registry) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value != DEFAULT and kinds.get(value) is None:
+            raise ValueError(kinds.unknown(value))
+        return value
+
+    return check
 
 
-def source_choice(value: str) -> str:
-    if value != DEFAULT and source_kinds.get(value) is None:
-        raise ValueError(source_kinds.unknown(value))
-    return value
+broker_choice = _choice(broker_kinds)
+source_choice = _choice(source_kinds)
 
 
 def broker_schema(schema: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ const ALL_ON: CommandState = {
   saving: false,
   dirty: true,
   isNew: false,
+  hasUpgrades: false,
 };
 
 function spies(): CommandActions {
@@ -137,6 +138,8 @@ describe("when a command is enabled", () => {
   it("saves only changes, or a new workflow, and not twice at once", () => {
     expect(enabled("save", { dirty: false })).toBe(false);
     expect(enabled("save", { dirty: false, isNew: true })).toBe(true);
+    // A version the server upgraded on reading may be saved as it is, to keep the upgrade.
+    expect(enabled("save", { dirty: false, hasUpgrades: true })).toBe(true);
     expect(enabled("save", { saving: true })).toBe(false);
   });
 

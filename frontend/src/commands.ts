@@ -14,6 +14,7 @@ export interface CommandState {
   saving: boolean;
   dirty: boolean;
   isNew: boolean; // not created yet: Create is allowed without changes
+  hasUpgrades: boolean; // the server upgraded nodes of the version shown: saving keeps the upgrade
 }
 
 export interface CommandActions {
@@ -60,7 +61,7 @@ export const COMMANDS: readonly Command[] = [
     keys: [{ key: "s", mod: true }],
     whileTyping: true,
     preventDefault: "always",
-    enabled: (s) => !s.saving && !s.locked && (s.dirty || s.isNew),
+    enabled: (s) => !s.saving && !s.locked && (s.dirty || s.isNew || s.hasUpgrades),
     run: (a) => a.save(),
   },
   {

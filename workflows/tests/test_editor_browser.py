@@ -315,3 +315,37 @@ def test_new_workflow_undo_redo_and_import_errors(page: Page, user, screenshots)
     expect(page.locator('[data-testid="problems"]')).to_contain_text("No problems")  # the canvas is fine
     shot(page, screenshots, "22-import-errors")
     assert Workflow.objects.count() == 1
+
+
+def test_a_node_upgraded_since_its_version_was_saved_shows_a_badge(page: Page, user, screenshots):
+    from conftest import chain_graph
+    from workflows import engine, services
+    from workflows.registry import registry
+    from workflows.tests.step_types import RenamedV1, RenamedV2
+
+    renamed = {"id": "r", "type": "test.renamed", "params": {"old_name": "kept"}}
+    registry.register(RenamedV1)
+    try:
+        workflow = services.workflow_create(owner=user, name="Saved before a deploy", graph=chain_graph(renamed))
+        # A deploy renames the parameter (version 2, with its upgrade): the stored version says v1.
+        registry.unregister("test.renamed")
+        registry.register(RenamedV2)
+        engine._graph_of.cache_clear()
+        login(page, "alice", "pw-alice-123")
+        page.goto(f"/workflows/{workflow.id}/edit/")
+        badge = node(page, "r").locator(".wf-node-upgrade")
+        expect(badge).to_have_text("upgraded v1→v2")
+        expect(badge).to_have_attribute("title", re.compile("parameters were upgraded"))
+        expect(node(page, "src").locator(".wf-node-upgrade")).to_have_count(0)
+        shot(page, screenshots, "01-upgraded-badge")
+        # Saving, with no other change, keeps the upgrade as a new version; the badge goes.
+        page.get_by_role("button", name="Save", exact=True).click()
+        expect(badge).to_have_count(0)
+        latest = workflow.versions.order_by("-number").first()
+        assert latest.number == 2
+        [stored] = [n for n in latest.graph["nodes"] if n["id"] == "r"]
+        assert stored["version"] == 2 and stored["params"] == {"new_name": "kept"}
+        shot(page, screenshots, "02-saved-upgraded")
+    finally:
+        registry.unregister("test.renamed")
+        engine._graph_of.cache_clear()

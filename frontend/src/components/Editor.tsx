@@ -95,6 +95,7 @@ function Inner({ config }: { config: EditorConfig }) {
     saving: versions.saving,
     dirty: versions.dirty,
     isNew: workflowId === null,
+    hasUpgrades: versions.upgrades.size > 0,
   };
   const runCommand = useCommands(commandState, {
     save: () => void versions.save(),

@@ -15,6 +15,7 @@ const STATE: CommandState = {
   saving: false,
   dirty: true,
   isNew: false,
+  hasUpgrades: false,
 };
 
 type Button = { text: string; attrs: Record<string, string> };

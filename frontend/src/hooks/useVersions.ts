@@ -117,7 +117,8 @@ export function useVersions({ workflowId, initialName, editUrl, ready, locked, g
       }
       if (trimmed !== saved.name.trim()) await api.renameWorkflow(workflowId, trimmed);
       let text = "Renamed";
-      if (canonical(g) !== saved.graph) {
+      // An upgrade alone is worth a version: it stores the params in their current form.
+      if (canonical(g) !== saved.graph || upgradeList.length > 0) {
         const v = await api.saveVersion(workflowId, g, message.trim());
         setCurrent(v.number);
         setUpgradeList([]); // the version just saved holds the upgraded params
@@ -132,7 +133,7 @@ export function useVersions({ workflowId, initialName, editUrl, ready, locked, g
     } finally {
       setSaving(false);
     }
-  }, [locked, saving, docRef, name, message, workflowId, saved, refresh, openWorkflow, flash, setProblem, showApiError]);
+  }, [locked, saving, docRef, name, message, workflowId, saved, upgradeList, refresh, openWorkflow, flash, setProblem, showApiError]);
 
   const restore = useCallback(
     async (n: number) => {

@@ -32,11 +32,25 @@ def _arriving(graph: Any) -> Any:
 
 
 @transaction.atomic
-def workflow_create(*, owner, name: str, graph: dict, description: str = "", message: str = "Created") -> Workflow:
+def workflow_create(
+    *,
+    owner,
+    name: str,
+    graph: dict,
+    description: str = "",
+    message: str = "Created",
+    ai_token_budget: int | None = None,
+    ai_cost_budget_usd: Decimal | None = None,
+    live_trading: bool | None = None,
+) -> Workflow:
     graph = _arriving(graph)
     graph_check(graph)
     workflow = Workflow.objects.create(owner=owner, name=_clean_name(name), description=description or "")
     WorkflowVersion.objects.create(workflow=workflow, number=1, graph=graph, message=message, author=owner)
+    settings = {"ai_token_budget": ai_token_budget, "ai_cost_budget_usd": ai_cost_budget_usd}
+    if any(v is not None for v in (*settings.values(), live_trading)):
+        # The same checks as a later change of these settings: one place decides what is allowed.
+        workflow = workflow_update(workflow=workflow, live_trading=live_trading, **settings)
     return workflow
 
 

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -230,3 +232,23 @@ def test_absurdly_nested_json_is_a_400(api, user, world):
     body = '{"graph": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = api.post("/api/graphs/validate/", body, content_type="application/json")
     assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+
+
+def test_create_takes_every_setting_the_schema_documents(client, user):
+    # Found by fuzzing the OpenAPI schema: these fields were documented on create, and answered 500.
+    client.force_login(user)
+    body = {
+        "name": "Budgeted",
+        "graph": chain_graph(),
+        "ai_token_budget": 5000,
+        "ai_cost_budget_usd": "1.50",
+        "live_trading": False,
+    }
+    response = client.post("/api/workflows/", body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    workflow = Workflow.objects.get(id=response.json()["id"])
+    assert (workflow.ai_token_budget, workflow.ai_cost_budget_usd) == (5000, Decimal("1.50"))
+    assert workflow.versions.count() == 1
+    refused = client.post("/api/workflows/", {**body, "ai_cost_budget_usd": "-1"}, content_type="application/json")
+    assert refused.status_code == 400
+    assert Workflow.objects.filter(name="Budgeted").count() == 1  # nothing half-made by the refusal

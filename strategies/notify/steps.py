@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from strategies.notify.messages import decision_lines, decision_r, order_lines, price_text
 from workflows.errors import StepError, TransientStepError
+from workflows.notify.services import CHANNEL_NAME, Image, NotifyError, notification_send_once, site_link
 from workflows.registry import Port, StepType, register
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ class NotifyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$",
+        # The same rule as NOTIFY_CHANNELS names: a name the environment could never hold is refused on save.
+        pattern=CHANNEL_NAME,
         description="Name of a channel configured in NOTIFY_CHANNELS; its URL and token stay in the environment",
     )
     template: str = Field(
@@ -94,7 +96,6 @@ class NotifyWebhook(StepType):
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: NotifyParams) -> dict[str, Any]:
         from workflows.artifacts.store import artifact_get
-        from workflows.notify.services import Image, NotifyError, notification_send_once, site_link
 
         decision = inputs.get("decision") if isinstance(inputs.get("decision"), dict) else {}
         order = inputs.get("order") if isinstance(inputs.get("order"), dict) else {}

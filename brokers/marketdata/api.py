@@ -1,6 +1,7 @@
 """REST API for uploaded bars: list your own, upload (multipart) a new or replacing file."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -18,10 +19,16 @@ class UploadedBarsSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadFileField(serializers.FileField):
+    """A file part of the multipart form: documented as binary, not as the URL a FileField answers
+    with, so clients (and the API fuzz test) send a file."""
+
+
 class UploadRequestSerializer(serializers.Serializer):
     symbol = serializers.CharField(max_length=32)
     bar = serializers.ChoiceField(choices=BAR_CHOICES)
-    file = serializers.FileField(allow_empty_file=True)
+    file = UploadFileField(allow_empty_file=True)
 
 
 class UploadListView(APIView):

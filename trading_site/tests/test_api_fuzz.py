@@ -28,13 +28,13 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from schemathesis.checks import not_a_server_error
 
 from brokers.tests.factories import make_order
-from conftest import edge, node
+from conftest import chain_graph, edge, node
 from strategies.schedules.services import schedule_create
 from strategies.services import prompts_seed
 from strategies.tests.strategy_helpers import make_strategy
 from trading_site.wsgi import application
 from workflows import engine, services
-from workflows.models import Approval, ApprovalStatus, StepStatus, Template
+from workflows.models import Approval, ApprovalStatus, RunStatus, StepStatus, Template
 
 # Generated requests per operation (plus the schema's examples): 56 operations x 10 is about a
 # minute of CPU on a slow 2-core machine, mostly hypothesis generating the bodies.
@@ -91,12 +91,17 @@ def _schedule_objects(owner) -> dict[str, Any]:
 
 def _strategy_objects(owner) -> dict[str, Any]:
     strategy = make_strategy(owner)
-    return {"id": strategy.pk, "strategy_pk": strategy.pk}
+    return {"id": strategy.pk, "strategy_pk": strategy.pk, "workflow": strategy.workflow_id}
 
 
 def _run_objects(owner) -> dict[str, Any]:
-    workflow = make_strategy(owner).workflow
-    return {"id": engine.run_start(workflow=workflow, user=owner, symbol="AAPL").pk}
+    """A finished run (its one step executed here), so a rerun is allowed."""
+    workflow = services.workflow_create(owner=owner, name="Run", graph=chain_graph())
+    run = engine.run_start(workflow=workflow, user=owner, symbol="AAPL")
+    engine.step_run_execute(step_run_id=run.steps.get().id)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return {"id": run.pk}
 
 
 def _template_objects(owner) -> dict[str, Any]:
@@ -166,5 +171,12 @@ def test_no_request_is_a_server_error(case, api_objects, session) -> None:
     if case.path_parameters:
         known = api_objects(case.path)
         case.path_parameters = {name: known.get(name, value) for name, value in case.path_parameters.items()}
+    if (
+        case.path.startswith("/api/strategies/")
+        and isinstance(case.body, dict)
+        and isinstance(case.body.get("workflow"), int)
+    ):
+        # A strategy names a workflow of its owner: a generated id is one the user cannot use.
+        case.body = {**case.body, "workflow": api_objects("/api/strategies/")["workflow"]}
     response = case.call(headers=session["headers"], cookies=session["cookies"])
     case.validate_response(response, checks=[not_a_server_error])

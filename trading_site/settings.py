@@ -36,6 +36,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# This project's own apps: where step types are looked for (workflows/apps.py).
+PROJECT_APPS = ["workflows", "strategies", "brokers"]
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -48,9 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "workflows",
-    "strategies",
-    "brokers",
+    *PROJECT_APPS,
 ]
 
 MIDDLEWARE = [

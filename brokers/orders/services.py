@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers.adapters.base import BracketOrder, Broker, BrokerError, BrokerUnavailable, ExecutionEvent, StatusEvent
-from brokers.adapters.registry import broker_kind, source_queue
+from brokers.adapters.registry import broker_kind, broker_mode, source_name, source_queue
 from brokers.models import ORDER_SENT, Fill, Order, OrderStatus, Position, TradingControl
 from brokers.orders.selectors import open_symbols, realized_today, trading_control
 from workflows.errors import ApplicationError
@@ -86,10 +86,6 @@ def _dec(value: float) -> Decimal:
     return Decimal(str(round(float(value), 6)))
 
 
-def _data_source(name: str) -> str:
-    return settings.MARKET_DATA_SOURCE if name in ("", "default") else name
-
-
 def order_place(
     *,
     request: OrderRequest,
@@ -103,7 +99,7 @@ def order_place(
 ) -> Order:
     """Send a bracket order once per key, behind the trading gate; the Order row says what happened."""
     kind = broker_kind(broker)
-    broker, mode = kind.name, kind.mode()
+    broker, mode = kind.name, broker_mode(kind)
     look_only: list[str] = []  # the gate's reasons when a SUBMITTING row may no longer be sent
     with transaction.atomic():
         control = TradingControl.objects.select_for_update().get(id=trading_control().id)
@@ -133,7 +129,7 @@ def order_place(
                 "tif": request.tif,
                 "r_planned": request.r_planned,
                 "placed_after": request.placed_after,
-                "data_source": _data_source(request.data_source),
+                "data_source": source_name(request.data_source),
                 "reason": "",
             }
             candidate = Order(key=request.key, **fields)

@@ -161,8 +161,13 @@ broker_choice = _choice(broker_kinds)
 source_choice = _choice(source_kinds)
 
 
+def brokers_listed() -> list[BrokerKind]:
+    """The brokers in the order pages and forms show them: simulations (paper) first, then by name."""
+    return sorted(broker_kinds.all(), key=lambda kind: (not kind.simulated, kind.name))
+
+
 def broker_schema(schema: dict[str, Any]) -> None:
-    schema["enum"] = [DEFAULT, *broker_kinds.names()]
+    schema["enum"] = [DEFAULT, *(kind.name for kind in brokers_listed())]
 
 
 def source_schema(schema: dict[str, Any]) -> None:

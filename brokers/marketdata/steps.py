@@ -66,6 +66,9 @@ class FetchBars(StepType):
         df = data_source.bars(symbol=params.symbol, bar=params.bar, period=params.period, end=params.end)
         ref = bars_ref(df, symbol=params.symbol.strip().upper(), bar=params.bar, source=source)
         ctx.log(f"Fetched {_span(ref)} ({params.period} from {source})")
+        # A source may say more about the bars it served (an upload's splits and split warnings).
+        for level, note in getattr(data_source, "notes", ()):
+            ctx.log(note, level=level)
         return {"bars": ref}
 
 

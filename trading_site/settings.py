@@ -346,6 +346,9 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 # Wiring, not configuration: what is called (with run_id=) when a run succeeds or fails, in a
 # Celery task after commit. workflows imports no domain app, so the strategies' hook is named here.
 RUN_FINISHED_HOOKS = ["strategies.notify.services.notify_run_finished"]
+# Wiring too: what is called (with run_id=) right after a run is cancelled; each returns a line for
+# the run's error or None. The trading gate cancels what the run's orders have not filled.
+RUN_CANCELLED_HOOKS = ["brokers.orders.services.orders_cancel_for_run"]
 # Task modules outside an app's tasks.py: the alert tasks (failed runs, kill switch).
 CELERY_IMPORTS = ["workflows.notify.alerts"]
 

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from pydantic import ValidationError
 
 from workflows.errors import ApplicationError, RunStateError, StepCancelled, StepError, StepParked
@@ -38,6 +39,7 @@ from workflows.models import (
     WorkflowVersion,
 )
 from workflows.notify.alerts import run_finished_later
+from workflows.notify.services import scrub
 from workflows.registry import registry
 from workflows.selectors import version_latest
 
@@ -80,10 +82,12 @@ class StepContext:
         """Stop here and wait (status WAITING, no worker held) until `step_resume` finishes the step."""
         raise StepParked(reason)
 
-    def check_cancelled(self) -> None:
-        """Long steps call this now and then; it raises StepCancelled once the run is cancelled."""
+    def check_cancelled(self, *, fresh: bool = False) -> None:
+        """Long steps call this now and then; it raises StepCancelled once the run is cancelled.
+        `fresh`: ask the database now, not at most twice a second (right before and after a side
+        effect such as an order, where half a second is the race the check is there to close)."""
         now = time.monotonic()
-        if now - self._last_cancel_check < 0.5:
+        if not fresh and now - self._last_cancel_check < 0.5:
             return
         self._last_cancel_check = now
         if Run.objects.filter(id=self.run_id, cancel_requested=True).exists():
@@ -463,7 +467,11 @@ def step_resume(*, step_run_id: int, outputs: dict[str, Any] | None = None, erro
 
 @transaction.atomic
 def run_cancel(*, run: Run) -> Run:
-    """Stop a run: nothing new starts; running steps stop at their next cancel check."""
+    """Stop a run: nothing new starts; running steps stop at their next cancel check.
+
+    Under the run's row lock: a step's side effect that takes the same lock (the trading gate locks
+    the run before it writes an order) happens wholly before this cancel or sees it. After commit,
+    each RUN_CANCELLED_HOOKS hook undoes what the run already did (the orders it sent)."""
     run = Run.objects.select_for_update().get(id=run.id)
     if run.finished:
         raise RunStateError(f"Run {run.id} already {run.status}; nothing to cancel")
@@ -475,7 +483,34 @@ def run_cancel(*, run: Run) -> Run:
     run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.QUEUED, StepStatus.WAITING]).update(
         status=StepStatus.CANCELLED, finished_at=now, error="Run was cancelled"
     )
+    run_id = run.id
+    # After commit, so a hook sees the cancel committed (and an order placed after it is refused by
+    # the gate, not missed by the hook); robust: a failing hook never undoes the cancel.
+    transaction.on_commit(lambda: run_cancelled_hooks_call(run_id=run_id), robust=True)
     return run
+
+
+def run_cancelled_hooks_call(*, run_id: int) -> list[str]:
+    """Call every RUN_CANCELLED_HOOKS hook (with run_id=) and add what each says to the run's error.
+
+    workflows names no domain app: the hooks are named in settings (brokers cancels the run's
+    orders). One failing never stops the next; its failure is written on the run too."""
+    notes: list[str] = []
+    for path in settings.RUN_CANCELLED_HOOKS:
+        try:
+            note = import_string(path)(run_id=run_id)
+        except Exception as exc:
+            # No traceback: it may quote what the log must not hold; the type, text and where.
+            logger.error("run %s: cancel hook %s failed: %s: %s", run_id, path, type(exc).__name__, scrub(str(exc)))
+            note = f"The cancel hook {path} failed: {type(exc).__name__}"
+        if note:
+            notes.append(str(note).strip())
+    if notes:
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(id=run_id)
+            run.error = " ".join([run.error.rstrip(".") + ".", *notes])[:10000]
+            run.save(update_fields=["error"])
+    return notes
 
 
 def _same_definition(old_graph: Graph, new_graph: Graph, node_id: str, old: StepRun, new: StepRun) -> bool:

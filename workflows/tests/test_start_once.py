@@ -169,3 +169,11 @@ def test_start_once_answers_with_the_winner_of_a_race(no_dispatch, user, monkeyp
     start = lambda i: engine.run_start(workflow=workflow, user=user, symbol="AAPL", idempotency=i)  # noqa: E731
     run, replayed = start_once(Run, user=user, idempotency=idem, start=start)
     assert (run.pk, replayed) == (winner.pk, True) and Run.objects.count() == 1
+
+
+def test_the_schema_documents_the_header_and_the_answers(api):
+    schema = api.get("/api/schema/", {"format": "json"}).json()
+    for path in ("/api/runs/", "/api/strategies/{id}/run/"):
+        operation = schema["paths"][path]["post"]
+        assert any(p["name"] == HEADER and p["in"] == "header" for p in operation["parameters"]), path
+        assert {"200", "201", "202", "409"} <= set(operation["responses"]), path

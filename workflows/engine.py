@@ -141,6 +141,13 @@ def _dispatch(step_run: StepRun, graph: Graph, *, countdown: float = 0) -> None:
     step_run_id, run_id = step_run.id, step_run.run_id
 
     def send() -> None:
+        watch = _watch.get()
+        if watch is not None and watch.failed():
+            # The broker refused a message of this start already: each try can take seconds
+            # (connection timeout, publish retries), and a batch has hundreds. Mark it for the sweeper.
+            StepRun.objects.filter(id=step_run_id, status=StepStatus.QUEUED).update(dispatch_failed=True)
+            watch.failed_runs.add(run_id)
+            return
         try:
             execute_step_task.apply_async(
                 args=[step_run_id],
@@ -156,7 +163,6 @@ def _dispatch(step_run: StepRun, graph: Graph, *, countdown: float = 0) -> None:
             # at its next pass once the broker is back.
             logger.exception("step run %s (run %s) not sent to queue %s; the sweeper will", step_run_id, run_id, queue)
             StepRun.objects.filter(id=step_run_id, status=StepStatus.QUEUED).update(dispatch_failed=True)
-            watch = _watch.get()
             if watch is not None:
                 watch.failed_runs.add(run_id)
 

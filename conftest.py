@@ -118,6 +118,31 @@ def eager_engine(transactional_db, settings):
     celery_app.conf.task_always_eager = False
 
 
+# A port nothing listens on: a send to it is refused at once, as when Redis is down.
+CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def broker_down(transactional_db):
+    """The task broker unreachable (a closed port): every message the engine sends fails, after
+    commit, as with Redis down. Yields `back()`, which brings a broker back: eager, in-process."""
+    conf = celery_app.conf
+    saved = (conf.broker_url, conf.broker_transport_options, conf.broker_connection_timeout)
+    conf.broker_url, conf.broker_transport_options, conf.broker_connection_timeout = CLOSED_BROKER_URL, {}, 1
+    celery_app.close()  # drop pooled connections to the working broker
+
+    def back() -> None:
+        conf.broker_url, conf.broker_transport_options, conf.broker_connection_timeout = saved
+        celery_app.close()
+        step_types.records_clear()
+        conf.task_always_eager = True
+
+    yield back
+    conf.task_always_eager = False
+    conf.broker_url, conf.broker_transport_options, conf.broker_connection_timeout = saved
+    celery_app.close()
+
+
 def _purge_queues() -> None:
     with celery_app.connection_for_write() as conn:
         channel = conn.default_channel

@@ -205,6 +205,16 @@ class RunDetailSerializer(RunSerializer):
         read_only_fields = fields
 
 
+class RunQueuedSerializer(RunDetailSerializer):
+    """A run that was saved while its first steps could not be sent (the task broker is down)."""
+
+    message = serializers.CharField(help_text="Why it has not started yet, and that it will")
+
+    class Meta(RunDetailSerializer.Meta):
+        fields = [*RunDetailSerializer.Meta.fields, "message"]
+        read_only_fields = fields
+
+
 # Ids and numbers from users, bounded so a huge value is a 400, never a database overflow.
 MAX_ID = 2**63 - 1
 

@@ -118,6 +118,43 @@ def eager_engine(transactional_db, settings):
     celery_app.conf.task_always_eager = False
 
 
+# A port nothing listens on: a send to it is refused at once, as when Redis is down.
+CLOSED_BROKER_URL = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def broker_down(transactional_db):
+    """The task broker unreachable (a closed port): every message the engine sends fails, after
+    commit, as with Redis down. Yields `back()`, which brings a broker back: eager, in-process."""
+    conf = celery_app.conf
+    saved = (conf.broker_url, conf.broker_transport_options, conf.broker_connection_timeout)
+
+    def use(url, options, timeout) -> None:
+        conf.broker_url, conf.broker_transport_options, conf.broker_connection_timeout = url, options, timeout
+        _drop_broker_connections()
+
+    use(CLOSED_BROKER_URL, {}, 1)
+
+    def back() -> None:
+        use(*saved)
+        step_types.records_clear()
+        conf.task_always_eager = True
+
+    yield back
+    conf.task_always_eager = False
+    use(*saved)
+
+
+def _drop_broker_connections() -> None:
+    """Forget the pooled connections and producers to the broker used so far.
+
+    Not app.close(): it also takes the app out of Celery's active apps, and a shared task imported
+    after that (brokers.tasks, on first use) would never register: NotRegistered in a later test."""
+    # What app.close() does to the pool (kombu keeps one pool per broker URL: never close them).
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 def _purge_queues() -> None:
     with celery_app.connection_for_write() as conn:
         channel = conn.default_channel

@@ -20,6 +20,13 @@ class UploadedBars(models.Model):
     last = models.CharField(max_length=40, help_text="Timestamp of the last bar (ISO)")
     original_filename = models.CharField(max_length=255, blank=True)
     artifact = models.CharField(max_length=200, help_text="Artifact key of the normalised bars CSV")
+    # Kept with the upload so every run reading these bars can say so (marketdata/uploads.py).
+    splits = models.JSONField(
+        default=list, blank=True, help_text="Splits applied from the file's split column (date, ratio, bars adjusted)"
+    )
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="Overnight moves that look like an unadjusted split (date, ratio)"
+    )
 
     class Meta:
         ordering = ["symbol", "bar"]

@@ -7,7 +7,7 @@ each field: {"detail": "...", "errors": [{"field": "symbols", "message": "..."}]
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +17,10 @@ from strategies.models import OverlapPolicy, ScheduleTick, Strategy, StrategySch
 from strategies.schedules import services as schedule_services
 from strategies.selectors import schedule_ticks, strategies_visible, strategy_batches
 from strategies.services import StrategyInvalid, field_error
-from workflows.models import Trigger
+from workflows.api.views import IDEMPOTENCY_CONFLICT, IDEMPOTENCY_KEY
+from workflows.engine import BROKER_DOWN_MESSAGE, dispatch_watch
+from workflows.idempotency import idempotency_of, start_once
+from workflows.models import Batch, Trigger
 
 MAX_ID = 2**63 - 1
 
@@ -130,13 +133,45 @@ class BatchSerializer(serializers.Serializer):
     runs = BatchRunSerializer(many=True)
 
 
+class BatchQueuedSerializer(BatchSerializer):
+    message = serializers.CharField(help_text="Why its runs have not started yet, and that they will")
+
+
 class StrategyRunView(APIView):
-    @extend_schema(request=None, responses={201: BatchSerializer}, summary="Run the strategy: one run per symbol")
+    @extend_schema(
+        request=None,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: BatchSerializer,
+            200: OpenApiResponse(BatchSerializer, description="The batch an earlier request with this key started"),
+            202: OpenApiResponse(
+                BatchQueuedSerializer,
+                description="Saved and queued; the task broker is down, it starts when it is back",
+            ),
+            409: IDEMPOTENCY_CONFLICT,
+        },
+        summary="Run the strategy: one run per symbol",
+    )
     def post(self, request, pk: int):
         strategy = _strategy(request, pk)
-        link = services.strategy_run(strategy=strategy, user=request.user, trigger=Trigger.API)
-        batch = next(b for b in strategy_batches(strategy=strategy, limit=5) if b["id"] == link.batch_id)
-        return Response(BatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+        idempotency = idempotency_of(request.headers, {"strategy": strategy.pk})
+        with dispatch_watch() as watch:
+            batch, replayed = start_once(
+                Batch,
+                user=request.user,
+                idempotency=idempotency,
+                start=lambda idem: (
+                    services.strategy_run(
+                        strategy=strategy, user=request.user, trigger=Trigger.API, idempotency=idem
+                    ).batch
+                ),
+            )
+        data = BatchSerializer(strategy_batches(strategy=strategy, limit=1, batch_id=batch.pk)[0]).data
+        if replayed:
+            return Response(data, status=status.HTTP_200_OK)
+        if watch.failed():
+            return Response({**data, "message": BROKER_DOWN_MESSAGE}, status=status.HTTP_202_ACCEPTED)
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 class StrategyBatchesView(APIView):

@@ -31,6 +31,7 @@ from strategies.selectors import (
 )
 from strategies.services import StrategyInvalid
 from workflows.approvals.services import approvals_pending
+from workflows.engine import BROKER_DOWN_MESSAGE, dispatch_watch
 from workflows.errors import ApplicationError
 from workflows.models import Trigger
 from workflows.selectors import runs_visible, version_latest, workflows_visible
@@ -384,11 +385,17 @@ def strategy_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def strategy_run(request: HttpRequest, pk: int) -> HttpResponse:
     strategy = _visible_strategy(request, pk)
     try:
-        link = services.strategy_run(strategy=strategy, user=request.user, trigger=Trigger.MANUAL)
+        with dispatch_watch() as watch:
+            link = services.strategy_run(strategy=strategy, user=request.user, trigger=Trigger.MANUAL)
     except ApplicationError as exc:
         return _detail_page(request, strategy, error=exc.message, status=400)
     count = len(link.batch.symbols)
-    messages.success(request, f"Started batch {link.batch_id}: {count} run{'s' if count != 1 else ''}.")
+    runs = f"{count} run{'s' if count != 1 else ''}"
+    if watch.failed():
+        # Saved, not lost: say so, rather than an error that invites a second batch.
+        messages.warning(request, f"Batch {link.batch_id} ({runs}) {BROKER_DOWN_MESSAGE}.")
+    else:
+        messages.success(request, f"Started batch {link.batch_id}: {runs}.")
     return redirect(reverse("strategy-detail", args=[strategy.pk]) + "#batches")
 
 

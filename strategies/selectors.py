@@ -55,11 +55,15 @@ def strategies_visible(*, user) -> QuerySet:
     return qs if user.is_staff else qs.filter(owner=user)
 
 
-def strategy_batches(*, strategy, limit: int = 10) -> list[dict]:
-    """The strategy's latest batches, newest first, each with its progress and every run's status."""
+def strategy_batches(*, strategy, limit: int = 10, batch_id: int | None = None) -> list[dict]:
+    """The strategy's latest batches, newest first, each with its progress and every run's status;
+    with `batch_id`, that one batch (if it is the strategy's)."""
     from workflows.models import RUN_FINISHED, Run, RunStatus
 
-    links = list(strategy.batches.select_related("batch__version", "batch__created_by")[:limit])
+    links = strategy.batches.select_related("batch__version", "batch__created_by")
+    if batch_id is not None:
+        links = links.filter(batch_id=batch_id)
+    links = list(links[:limit])
     runs: dict[int, list[dict]] = {}
     for run in Run.objects.filter(batch_id__in=[link.batch_id for link in links]).order_by("id"):
         runs.setdefault(run.batch_id, []).append(

@@ -16,6 +16,7 @@ from strategies.models import AgentMessage, AiRecord, PromptTemplate, Strategy, 
 from workflows.engine import MAX_BATCH_SYMBOLS, SYMBOL, batch_start
 from workflows.errors import ApplicationError
 from workflows.graph import Graph, GraphSpec, graph_upgrade, references, run_context, validate_graph
+from workflows.idempotency import Idempotency
 from workflows.models import Template, Trigger
 from workflows.selectors import version_latest, workflows_visible
 
@@ -342,8 +343,13 @@ def strategy_delete(*, strategy) -> None:
 
 
 @transaction.atomic
-def strategy_run(*, strategy: Strategy, user, trigger: str = Trigger.MANUAL) -> StrategyBatch:
-    """One run per symbol of the strategy as one batch (DESIGN §5 fan-out): all or nothing."""
+@transaction.atomic
+def strategy_run(
+    *, strategy: Strategy, user, trigger: str = Trigger.MANUAL, idempotency: Idempotency | None = None
+) -> StrategyBatch:
+    """One run per symbol of the strategy as one batch (DESIGN §5 fan-out): all or nothing, the
+    batch and its link to the strategy in one transaction. `idempotency` is written on the batch
+    (workflows/idempotency.py: `start_once` calls this)."""
 
     if not strategy.enabled:
         raise ApplicationError(f'Strategy "{strategy.name}" is disabled; enable it to run it')
@@ -357,6 +363,7 @@ def strategy_run(*, strategy: Strategy, user, trigger: str = Trigger.MANUAL) -> 
         overrides=strategy.overrides,
         trigger=trigger,
         label=strategy.name,
+        idempotency=idempotency,
     )
     return StrategyBatch.objects.create(strategy=strategy, batch=batch)
 

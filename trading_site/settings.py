@@ -36,6 +36,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# This project's own apps: where step types are looked for (workflows/apps.py).
+PROJECT_APPS = ["workflows", "strategies", "brokers"]
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -48,9 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "workflows",
-    "strategies",
-    "brokers",
+    *PROJECT_APPS,
 ]
 
 MIDDLEWARE = [
@@ -346,6 +346,9 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 # Wiring, not configuration: what is called (with run_id=) when a run succeeds or fails, in a
 # Celery task after commit. workflows imports no domain app, so the strategies' hook is named here.
 RUN_FINISHED_HOOKS = ["strategies.notify.services.notify_run_finished"]
+# Wiring too: what is called (with run_id=) right after a run is cancelled; each returns a line for
+# the run's error or None. The trading gate cancels what the run's orders have not filled.
+RUN_CANCELLED_HOOKS = ["brokers.orders.services.orders_cancel_for_run"]
 # Task modules outside an app's tasks.py: the alert tasks (failed runs, kill switch).
 CELERY_IMPORTS = ["workflows.notify.alerts"]
 

@@ -25,12 +25,12 @@ class WorkflowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Every app's steps modules register their step types; workflows imports no domain app
-        # by name, it only walks the installed apps.
-        for config in apps.get_app_configs():
-            if config.path.startswith(str(settings.BASE_DIR)):
-                for module in steps_modules(config.name, config.path):
-                    import_module(module)
+        # Every project app's steps modules register their step types; workflows names no domain
+        # app itself, it walks the apps the PROJECT_APPS setting lists.
+        for name in settings.PROJECT_APPS:
+            config = apps.get_app_config(name.rsplit(".", 1)[-1])
+            for module in steps_modules(config.name, config.path):
+                import_module(module)
         # Notification channel kinds: one folder each under workflows/notify/channels/.
         import_plugins("workflows.notify.channels", "channel")
         for module in settings.EXTRA_STEP_MODULES:

@@ -3,8 +3,10 @@
 The database decides what runs next. `run_start` writes one StepRun per node and dispatches
 the ready ones; the generic `execute_step` task claims its row with a compare-and-set, runs the
 step and calls `run_advance`, which, under a row lock on the run, dispatches whatever became
-ready. Dispatch happens only after commit. A periodic sweeper finds steps whose message or
-worker was lost.
+ready. Dispatch happens only after commit, and a message that cannot be sent (the broker is
+down) never fails or undoes what was committed: the step stays queued, marked `dispatch_failed`,
+and the sweeper sends it at its next pass. A periodic sweeper finds steps whose message or worker
+was lost.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -21,12 +26,14 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from pydantic import ValidationError
 
 from workflows.errors import ApplicationError, RunStateError, StepCancelled, StepError, StepParked
 from workflows.graph import Graph, GraphSpec, graph_check, graph_upgrade, run_context
+from workflows.idempotency import Idempotency
 from workflows.models import (
     Batch,
     Run,
@@ -38,6 +45,7 @@ from workflows.models import (
     WorkflowVersion,
 )
 from workflows.notify.alerts import run_finished_later
+from workflows.notify.services import scrub
 from workflows.registry import registry
 from workflows.selectors import version_latest
 
@@ -80,10 +88,12 @@ class StepContext:
         """Stop here and wait (status WAITING, no worker held) until `step_resume` finishes the step."""
         raise StepParked(reason)
 
-    def check_cancelled(self) -> None:
-        """Long steps call this now and then; it raises StepCancelled once the run is cancelled."""
+    def check_cancelled(self, *, fresh: bool = False) -> None:
+        """Long steps call this now and then; it raises StepCancelled once the run is cancelled.
+        `fresh`: ask the database now, not at most twice a second (right before and after a side
+        effect such as an order, where half a second is the race the check is there to close)."""
         now = time.monotonic()
-        if now - self._last_cancel_check < 0.5:
+        if not fresh and now - self._last_cancel_check < 0.5:
             return
         self._last_cancel_check = now
         if Run.objects.filter(id=self.run_id, cancel_requested=True).exists():
@@ -98,21 +108,69 @@ def _graph_of(version_id: int) -> Graph:
     return Graph(GraphSpec.model_validate(graph_upgrade(stored)[0]))
 
 
+# What a caller tells its user when a run was saved but its first steps could not be sent.
+BROKER_DOWN_MESSAGE = "queued; the task broker is unavailable, it will start when it is back"
+
+
+@dataclass
+class DispatchWatch:
+    """The runs whose step messages could not be sent while the watch was open."""
+
+    failed_runs: set[int] = field(default_factory=set)
+
+    def failed(self, run_id: int | None = None) -> bool:
+        return bool(self.failed_runs) if run_id is None else run_id in self.failed_runs
+
+
+_watch: ContextVar[DispatchWatch | None] = ContextVar("dispatch_watch", default=None)
+
+
+@contextmanager
+def dispatch_watch() -> Iterator[DispatchWatch]:
+    """Open around a start (run_start, batch_start) whose commit happens inside: a step message the
+    broker refused is recorded here, so the caller can say "queued" instead of failing."""
+    watch = DispatchWatch()
+    token = _watch.set(watch)
+    try:
+        yield watch
+    finally:
+        _watch.reset(token)
+
+
 def _dispatch(step_run: StepRun, graph: Graph, *, countdown: float = 0) -> None:
     from workflows.tasks import execute_step_task
 
     queue = graph.queue(step_run.node_id)
     limit = graph.timeout_s(step_run.node_id)
-    step_run_id = step_run.id
-    transaction.on_commit(
-        lambda: execute_step_task.apply_async(
-            args=[step_run_id],
-            queue=queue,
-            countdown=countdown,
-            soft_time_limit=limit,
-            time_limit=limit + HARD_LIMIT_MARGIN_S,
-        )
-    )
+    step_run_id, run_id = step_run.id, step_run.run_id
+
+    def send() -> None:
+        watch = _watch.get()
+        if watch is not None and watch.failed():
+            # The broker refused a message of this start already: each try can take seconds
+            # (connection timeout, publish retries), and a batch has hundreds. Mark it for the sweeper.
+            StepRun.objects.filter(id=step_run_id, status=StepStatus.QUEUED).update(dispatch_failed=True)
+            watch.failed_runs.add(run_id)
+            return
+        try:
+            execute_step_task.apply_async(
+                args=[step_run_id],
+                queue=queue,
+                countdown=countdown,
+                soft_time_limit=limit,
+                time_limit=limit + HARD_LIMIT_MARGIN_S,
+            )
+        except Exception:
+            # The one place a send can fail (kombu OperationalError, a redis ConnectionError, ...).
+            # The run is committed and must stay so: never raise into the caller (a 500 to a client
+            # that retries would start a second run). The step stays queued; the sweeper sends it
+            # at its next pass once the broker is back.
+            logger.exception("step run %s (run %s) not sent to queue %s; the sweeper will", step_run_id, run_id, queue)
+            StepRun.objects.filter(id=step_run_id, status=StepStatus.QUEUED).update(dispatch_failed=True)
+            if watch is not None:
+                watch.failed_runs.add(run_id)
+
+    transaction.on_commit(send)
 
 
 def latest_version(workflow: Workflow) -> WorkflowVersion:
@@ -132,6 +190,7 @@ def _create_run(
     trigger: str,
     rerun_of: Run | None = None,
     batch: Batch | None = None,
+    idempotency: Idempotency | None = None,
 ) -> tuple[Run, Graph, dict[str, StepRun]]:
     symbol = (symbol or "").strip().upper()
     if not SYMBOL.match(symbol):
@@ -156,6 +215,8 @@ def _create_run(
         rerun_of=rerun_of,
         origin=(rerun_of.origin or rerun_of) if rerun_of else None,
         batch=batch,
+        idempotency_key=idempotency.key if idempotency else "",
+        idempotency_fingerprint=idempotency.fingerprint if idempotency else "",
     )
     steps = {}
     for node_id in graph.order():
@@ -176,13 +237,21 @@ def run_start(
     version: WorkflowVersion | None = None,
     overrides: dict[str, Any] | None = None,
     trigger: str = Trigger.MANUAL,
+    idempotency: Idempotency | None = None,
 ) -> Run:
-    """Validate the graph with this run's values, write the run and its steps, dispatch."""
+    """Validate the graph with this run's values, write the run and its steps, dispatch.
+    `idempotency` is written on the run (see workflows/idempotency.py: `start_once` calls this)."""
     version = version or latest_version(workflow)
     if version.workflow_id != workflow.id:
         raise ApplicationError(f"Version {version.number} does not belong to this workflow")
     run, _, _ = _create_run(
-        workflow=workflow, version=version, user=user, symbol=symbol, overrides=overrides or {}, trigger=trigger
+        workflow=workflow,
+        version=version,
+        user=user,
+        symbol=symbol,
+        overrides=overrides or {},
+        trigger=trigger,
+        idempotency=idempotency,
     )
     run_advance(run_id=run.id)
     return run
@@ -201,6 +270,7 @@ def batch_start(
     overrides: dict[str, Any] | None = None,
     trigger: str = Trigger.MANUAL,
     label: str = "",
+    idempotency: Idempotency | None = None,
 ) -> Batch:
     """One run per symbol of the same version, dispatched together. All or nothing: a bad symbol or
     parameter refuses the whole batch before anything is written or sent."""
@@ -223,6 +293,8 @@ def batch_start(
         label=label[:200],
         symbols=cleaned,
         overrides=overrides or {},
+        idempotency_key=idempotency.key if idempotency else "",
+        idempotency_fingerprint=idempotency.fingerprint if idempotency else "",
     )
     for symbol in cleaned:
         run, _, _ = _create_run(
@@ -463,7 +535,11 @@ def step_resume(*, step_run_id: int, outputs: dict[str, Any] | None = None, erro
 
 @transaction.atomic
 def run_cancel(*, run: Run) -> Run:
-    """Stop a run: nothing new starts; running steps stop at their next cancel check."""
+    """Stop a run: nothing new starts; running steps stop at their next cancel check.
+
+    Under the run's row lock: a step's side effect that takes the same lock (the trading gate locks
+    the run before it writes an order) happens wholly before this cancel or sees it. After commit,
+    each RUN_CANCELLED_HOOKS hook undoes what the run already did (the orders it sent)."""
     run = Run.objects.select_for_update().get(id=run.id)
     if run.finished:
         raise RunStateError(f"Run {run.id} already {run.status}; nothing to cancel")
@@ -475,7 +551,34 @@ def run_cancel(*, run: Run) -> Run:
     run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.QUEUED, StepStatus.WAITING]).update(
         status=StepStatus.CANCELLED, finished_at=now, error="Run was cancelled"
     )
+    run_id = run.id
+    # After commit, so a hook sees the cancel committed (and an order placed after it is refused by
+    # the gate, not missed by the hook); robust: a failing hook never undoes the cancel.
+    transaction.on_commit(lambda: run_cancelled_hooks_call(run_id=run_id), robust=True)
     return run
+
+
+def run_cancelled_hooks_call(*, run_id: int) -> list[str]:
+    """Call every RUN_CANCELLED_HOOKS hook (with run_id=) and add what each says to the run's error.
+
+    workflows names no domain app: the hooks are named in settings (brokers cancels the run's
+    orders). One failing never stops the next; its failure is written on the run too."""
+    notes: list[str] = []
+    for path in settings.RUN_CANCELLED_HOOKS:
+        try:
+            note = import_string(path)(run_id=run_id)
+        except Exception as exc:
+            # No traceback: it may quote what the log must not hold; the type, text and where.
+            logger.error("run %s: cancel hook %s failed: %s: %s", run_id, path, type(exc).__name__, scrub(str(exc)))
+            note = f"The cancel hook {path} failed: {type(exc).__name__}"
+        if note:
+            notes.append(str(note).strip())
+    if notes:
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(id=run_id)
+            run.error = " ".join([run.error.rstrip(".") + ".", *notes])[:10000]
+            run.save(update_fields=["error"])
+    return notes
 
 
 def _same_definition(old_graph: Graph, new_graph: Graph, node_id: str, old: StepRun, new: StepRun) -> bool:
@@ -536,10 +639,13 @@ def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
     counts = {"redispatched": 0, "recovered": 0, "failed": 0, "advanced": 0, "errors": 0}
     active_runs = [RunStatus.PENDING, RunStatus.RUNNING]
     stale = now - timedelta(seconds=settings.ENGINE_QUEUED_STALE_S)
+    # Lost in transit (queued too long), or never sent (the broker was down): a step whose send
+    # failed goes at the first pass once it is due, not ENGINE_QUEUED_STALE_S later.
+    unsent = Q(queued_at__lt=stale) | Q(dispatch_failed=True, queued_at__lte=now)
     work = [
         (
             _sweep_queued,
-            StepRun.objects.filter(status=StepStatus.QUEUED, queued_at__lt=stale, run__status__in=active_runs),
+            StepRun.objects.filter(unsent, status=StepStatus.QUEUED, run__status__in=active_runs),
         ),
         (_sweep_running, StepRun.objects.filter(status=StepStatus.RUNNING)),
     ]
@@ -568,7 +674,9 @@ def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
 
 def _sweep_queued(step: StepRun, now: datetime) -> str | None:
     with transaction.atomic():
-        if StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(queued_at=now):
+        if StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(
+            queued_at=now, dispatch_failed=False
+        ):
             _dispatch(step, _graph_of(step.run.version_id))
             return "redispatched"
     return None

@@ -1,10 +1,12 @@
-"""The one ApplicationError hierarchy. The API maps every one of them to HTTP 400."""
+"""The one ApplicationError hierarchy. The API maps each to its `status` (HTTP 400 unless said)."""
 
 from typing import Any
 
 
 class ApplicationError(Exception):
     """A problem with what the user asked for, explained in `message`."""
+
+    status = 400
 
     def __init__(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -20,6 +22,12 @@ class GraphInvalid(ApplicationError):
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"The workflow graph is invalid: {first}{more}", extra={"errors": errors})
         self.errors = errors
+
+
+class IdempotencyConflict(ApplicationError):
+    """An Idempotency-Key reused for another request than the one it first started."""
+
+    status = 409
 
 
 class RunStateError(ApplicationError):

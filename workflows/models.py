@@ -109,11 +109,25 @@ class Batch(models.Model):
     label = models.CharField(max_length=200, blank=True, help_text="What started it, e.g. the strategy's name")
     symbols = models.JSONField(default=list)
     overrides = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(
+        max_length=200, blank=True, help_text="The Idempotency-Key of the request that started it; unique per user"
+    )
+    idempotency_fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="Hash of that request, so the same key with another body is refused"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "batches"
+        # The claim: of two requests with the same key, only one can write its batch.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_batch_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Batch {self.pk} {self.label or self.workflow} ({len(self.symbols)} symbols)"
@@ -140,12 +154,26 @@ class Run(models.Model):
     )
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    idempotency_key = models.CharField(
+        max_length=200, blank=True, help_text="The Idempotency-Key of the request that started it; unique per user"
+    )
+    idempotency_fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="Hash of that request, so the same key with another body is refused"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The claim: of two requests with the same key, only one can write its run.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_run_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} {self.workflow} {self.symbol}"
@@ -195,6 +223,9 @@ class StepRun(models.Model):
         help_text="Outputs copied by a rerun",
     )
     queued_at = models.DateTimeField(null=True, blank=True, help_text="When the step was (or is) due to a worker")
+    dispatch_failed = models.BooleanField(
+        default=False, help_text="Its message could not be sent (broker down); the sweeper sends it at its next pass"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -155,9 +155,13 @@ def workflow_run(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = _visible_workflow(request, pk)
     symbol = request.POST.get("symbol", "")
     try:
-        run = engine.run_start(workflow=workflow, user=request.user, symbol=symbol)
+        with engine.dispatch_watch() as watch:
+            run = engine.run_start(workflow=workflow, user=request.user, symbol=symbol)
     except ApplicationError as exc:
         return _workflow_detail_response(request, workflow, error=exc.message, symbol=symbol, status=400)
+    if watch.failed(run.pk):
+        # Saved, not lost: say so, rather than an error that invites a second run.
+        messages.warning(request, f"Run {run.pk} {engine.BROKER_DOWN_MESSAGE}.")
     return redirect("run-detail", pk=run.pk)
 
 

@@ -165,7 +165,10 @@ def import_plugins(package: str, module: str) -> list[str]:
     plugins (one folder each) register themselves at start-up. Returns the modules imported."""
     root = Path(import_module(package).__file__).parent
     found = []
-    for folder in sorted(p for p in root.iterdir() if (p / f"{module}.py").is_file() and (p / "__init__.py").is_file()):
+    for folder in sorted(p for p in root.iterdir() if (p / f"{module}.py").is_file()):
+        if not (folder / "__init__.py").is_file():
+            # Silently skipped, the plugin would just be missing: say so at start-up instead.
+            raise ImproperlyConfigured(f"{folder} has a {module}.py but no __init__.py: it cannot be imported")
         found.append(f"{package}.{folder.name}.{module}")
         import_module(found[-1])
     return found

@@ -6,7 +6,9 @@ from workflows.graph import graph_upgrade
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
 
 EXPORT_FORMAT = "trading-workflow"
-EXPORT_FORMAT_VERSION = 1
+# 2: nodes carry their step type's `version`; 1 (before step types had versions): a node without one is v1.
+EXPORT_FORMAT_VERSION = 2
+EXPORT_FORMAT_VERSIONS = (1, 2)
 
 
 def workflows_visible(*, user) -> QuerySet[Workflow]:

@@ -14,7 +14,7 @@ from django.db.models import Max
 from workflows.errors import ApplicationError
 from workflows.graph import graph_check, graph_upgrade
 from workflows.models import Template, Workflow, WorkflowVersion
-from workflows.selectors import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, version_latest
+from workflows.selectors import EXPORT_FORMAT, EXPORT_FORMAT_VERSIONS, version_latest
 
 
 def _clean_name(name: Any) -> str:
@@ -131,15 +131,19 @@ def workflow_import(*, owner, document: Any) -> Workflow:
         raise ApplicationError("The import must be a JSON object as produced by export")
     if document.get("format") != EXPORT_FORMAT:
         raise ApplicationError(f'The import is not a workflow export: "format" must be "{EXPORT_FORMAT}"')
-    if document.get("format_version") != EXPORT_FORMAT_VERSION:
+    if document.get("format_version") not in EXPORT_FORMAT_VERSIONS:
         raise ApplicationError(f"Unsupported export format_version {document.get('format_version')!r}")
-    if not isinstance(document.get("graph"), dict):
+    graph = document.get("graph")
+    if not isinstance(graph, dict):
         raise ApplicationError('The import has no "graph" object')
+    if document["format_version"] == 1:
+        # Exported before step types had versions: its nodes are version 1, upgraded like stored ones.
+        graph = graph_upgrade(graph)[0]
     description = document.get("description", "")
     if not isinstance(description, str):
         raise ApplicationError('"description" must be text')
     return workflow_create(
-        owner=owner, name=document.get("name"), description=description, graph=document["graph"], message="Imported"
+        owner=owner, name=document.get("name"), description=description, graph=graph, message="Imported"
     )
 
 

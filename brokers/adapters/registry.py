@@ -31,15 +31,14 @@ class BrokerKind:
     label: ClassVar[str]
     # The Celery queue of the steps that talk to this broker (IBKR: the one worker holding the connection).
     queue: ClassVar[str] = "default"
-    # A simulation (no money at stake): needs no global trading switch and fills its own orders.
+    # A simulation (no money at stake). What it waives in the trading gate: the global trading
+    # switch and the broker's margin preview; its orders are always "paper" (never live), and it
+    # fills its own orders. The kill switch and every limit still apply. False by default, so a new
+    # broker starts behind the whole gate.
     simulated: ClassVar[bool] = False
 
     def create(self) -> Broker:
         raise NotImplementedError
-
-    def mode(self) -> str:
-        """paper or live: a simulation is always paper; a real broker is what TRADING_MODE says."""
-        return "paper" if self.simulated else settings.TRADING_MODE
 
     def shown(self) -> bool:
         """Whether the pages show this broker's connection: simulations always, others when configured."""
@@ -83,6 +82,12 @@ broker_kinds: Registry[BrokerKind] = Registry("broker")
 source_kinds: Registry[SourceKind] = Registry("market-data source")
 
 
+def broker_mode(kind: BrokerKind) -> str:
+    """paper or live, decided here and nowhere else (not by the plugin): a simulation is always paper;
+    a real broker is what TRADING_MODE says, and the gate then asks for the live switches."""
+    return "paper" if kind.simulated else settings.TRADING_MODE
+
+
 def register_broker(kind: type[BrokerKind]) -> type[BrokerKind]:
     broker_kinds.register(kind())
     return kind
@@ -93,9 +98,22 @@ def register_source(kind: type[SourceKind]) -> type[SourceKind]:
     return kind
 
 
+def broker_name(name: str) -> str:
+    """The broker a name means: "default" or empty is the BROKER setting."""
+    return settings.BROKER if name in ("", DEFAULT) else name
+
+
+def source_name(name: str) -> str:
+    """The market-data source a name means: "default" or empty is the MARKET_DATA_SOURCE setting."""
+    return settings.MARKET_DATA_SOURCE if name in ("", DEFAULT) else name
+
+
+_NAME = {"BROKER": broker_name, "MARKET_DATA_SOURCE": source_name}
+
+
 def _resolve(kinds: Registry, setting: str, name: str) -> Any:
-    """The kind a name means ("default" or empty: the setting's), or None when nobody registered it."""
-    return kinds.get(getattr(settings, setting) if name in ("", DEFAULT) else name)
+    """The kind a name means, or None when nobody registered it."""
+    return kinds.get(_NAME[setting](name))
 
 
 def broker_kind(name: str) -> BrokerKind:
@@ -143,8 +161,13 @@ broker_choice = _choice(broker_kinds)
 source_choice = _choice(source_kinds)
 
 
+def brokers_listed() -> list[BrokerKind]:
+    """The brokers in the order pages and forms show them: simulations (paper) first, then by name."""
+    return sorted(broker_kinds.all(), key=lambda kind: (not kind.simulated, kind.name))
+
+
 def broker_schema(schema: dict[str, Any]) -> None:
-    schema["enum"] = [DEFAULT, *broker_kinds.names()]
+    schema["enum"] = [DEFAULT, *(kind.name for kind in brokers_listed())]
 
 
 def source_schema(schema: dict[str, Any]) -> None:

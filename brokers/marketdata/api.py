@@ -15,7 +15,18 @@ from brokers.models import UploadedBars
 class UploadedBarsSerializer(serializers.ModelSerializer):
     class Meta:
         model = UploadedBars
-        fields = ["id", "symbol", "bar", "rows", "first", "last", "original_filename", "uploaded_at"]
+        fields = [
+            "id",
+            "symbol",
+            "bar",
+            "rows",
+            "first",
+            "last",
+            "original_filename",
+            "uploaded_at",
+            "splits",
+            "warnings",
+        ]
         read_only_fields = fields
 
 
@@ -45,6 +56,11 @@ class UploadListView(APIView):
             400: inline_serializer("UploadRejected", {"detail": serializers.CharField()}),
         },
         summary="Upload a CSV of bars (timestamp, open, high, low, close, volume); replaces the same symbol and bar",
+        description=(
+            "An optional split column (split_ratio, split, splits or stock_splits) holds the ratio on a split's "
+            "date (2, 0.5, 4:1, 1:10): the bars before it are adjusted and `splits` lists each split applied. "
+            "`warnings` lists overnight moves that look like an unadjusted split; they do not refuse the upload."
+        ),
     )
     def post(self, request):
         serializer = UploadRequestSerializer(data=request.data)

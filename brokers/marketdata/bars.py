@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import re
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,7 +48,9 @@ class MarketDataSource(Protocol):
     def bars(self, *, symbol: str, bar: str, period: str, end: date | None = None) -> pd.DataFrame:
         """Bars for `symbol` over `period` counted back from `end` (default: the latest bar).
 
-        Index `timestamp`: tz-aware New York time for intraday bars, naive dates for 1d/1w."""
+        Index `timestamp`: tz-aware New York time for intraday bars, naive dates for 1d/1w.
+        A source may also set `notes`, a list of (log level, message) about the bars just served,
+        which the fetch step logs (the upload source: the splits applied, suspected unadjusted ones)."""
         ...
 
 
@@ -131,10 +134,16 @@ def _frame(raw: pd.DataFrame, what: str) -> pd.DataFrame:
         raise StepError(f"{what} is not valid bar data: {exc}") from exc
 
 
-def _adjust_splits(df: pd.DataFrame, splits: tuple[tuple[date, float], ...]) -> pd.DataFrame:
+def adjust_splits(df: pd.DataFrame, splits: Iterable[tuple[date, float]]) -> pd.DataFrame:
+    """Split-adjust bars: every bar of a session before a split's (ex-)date has its prices divided
+    by the ratio (2 for 2-for-1, 0.1 for a 1-for-10 reverse split) and its volume multiplied.
+
+    The one home of the adjustment: the bundled files' known splits and an upload's split column."""
     df = df.copy()
+    # Session dates, so intraday bars (tz-aware) are compared by their New York date too.
+    dates = session_dates(df.index)
     for split_date, ratio in splits:
-        before = df.index < pd.Timestamp(split_date)
+        before = dates < pd.Timestamp(split_date)
         df.loc[before, ["open", "high", "low", "close"]] /= ratio
         df.loc[before, "volume"] *= ratio
     return df
@@ -144,7 +153,7 @@ def _adjust_splits(df: pd.DataFrame, splits: tuple[tuple[date, float], ...]) -> 
 def _read_cached(path: str, mtime_ns: int) -> pd.DataFrame:
     name = Path(path).name
     df = _frame(pd.read_csv(path, dtype={"timestamp": str}), f"Market data file {name}")
-    return _adjust_splits(df, UNADJUSTED_SPLITS.get(name, ()))
+    return adjust_splits(df, UNADJUSTED_SPLITS.get(name, ()))
 
 
 def _read(path: Path) -> pd.DataFrame:

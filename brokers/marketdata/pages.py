@@ -42,4 +42,8 @@ def market_data_upload(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, f"Imported {upload.rows} {upload.symbol} {upload.bar} bars, {upload.first} .. {upload.last}."
     )
+    for split in upload.splits:
+        messages.info(request, f"Split-adjusted: {split['message']}.")
+    for warning in upload.warnings:
+        messages.warning(request, f"Possible unadjusted split: {warning['message']}")
     return redirect("market-data-upload")

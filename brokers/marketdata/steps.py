@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
-from django.conf import settings
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from brokers.adapters.registry import source_choice, source_queue, source_schema
+from brokers.adapters.registry import source_choice, source_name, source_queue, source_schema
 from brokers.marketdata.bar_sizes import Bar
 from brokers.marketdata.bars import PERIOD_PATTERN, MarketDataSource, bars_load, bars_ref, market_source, resample
 from workflows.registry import Port, StepType, register
@@ -61,12 +60,15 @@ class FetchBars(StepType):
         return source_queue(params.get("source", "default"), cls.queue)
 
     def run(self, ctx: StepContext, inputs: dict[str, Any], params: FetchBarsParams) -> dict[str, Any]:
-        source = settings.MARKET_DATA_SOURCE if params.source == "default" else params.source
+        source = source_name(params.source)
         # The owner's id: a source of private data (uploads) reads only the run owner's.
         data_source: MarketDataSource = market_source(source, owner_id=ctx.owner_id)
         df = data_source.bars(symbol=params.symbol, bar=params.bar, period=params.period, end=params.end)
         ref = bars_ref(df, symbol=params.symbol.strip().upper(), bar=params.bar, source=source)
         ctx.log(f"Fetched {_span(ref)} ({params.period} from {source})")
+        # A source may say more about the bars it served (an upload's splits and split warnings).
+        for level, note in getattr(data_source, "notes", ()):
+            ctx.log(note, level=level)
         return {"bars": ref}
 
 

@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from brokers.adapters.paper.broker import PaperBroker
-from brokers.adapters.registry import broker_kinds
+from brokers.adapters.registry import brokers_listed
 from brokers.models import ORDER_OPEN, OrderStatus
 from brokers.orders.selectors import (
     broker_connections,
@@ -146,7 +146,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     summary = PaperBroker().account_summary()
     curve = [
         {"broker": broker, "x": [t.isoformat() for t, _ in points], "y": [float(e) for _, e in points]}
-        for broker in broker_kinds.names()
+        for broker in (kind.name for kind in brokers_listed())
         if (points := equity_points(broker=broker))
     ]
     context = {

@@ -96,9 +96,9 @@ def broker_connections() -> list[dict]:
 
     The web process never opens an IBKR connection itself (the ibkr worker holds the one connection
     and its last word is shown); any failure is shown, not raised."""
-    from brokers.adapters.registry import broker_kinds
+    from brokers.adapters.registry import brokers_listed
 
-    return [kind.connection() for kind in broker_kinds.all() if kind.shown()]
+    return [kind.connection() for kind in brokers_listed() if kind.shown()]
 
 
 def equity_points(*, broker: str, max_points: int = 2000) -> list[tuple[datetime, Decimal]]:

@@ -8,6 +8,13 @@ A refusal is an Order row with status BLOCKED and the reasons, never a send. The
 comes from (run, node): a second delivery of the same step finds the row and sends nothing; a
 row left SUBMITTING by a crash is sent again only through the broker's reconcile (IBKR: open and
 completed orders with that orderRef), so nothing is ever sent twice.
+
+A cancelled run sends nothing: `order_place` reads the run's cancel under the run's row lock, in
+the transaction that holds the TradingControl lock and writes the order, and `engine.run_cancel`
+takes the same run lock, so each order is written wholly before a cancel (then
+`orders_cancel_for_run`, a RUN_CANCELLED_HOOKS hook, cancels its unfilled legs) or after it (then
+it is BLOCKED: "The run was cancelled"). A cancel that lands while the bracket is on its way is
+seen again after the send, and the order cancelled there.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers.adapters.base import BracketOrder, Broker, BrokerError, BrokerUnavailable, ExecutionEvent, StatusEvent
-from brokers.adapters.registry import broker_kind, source_queue
+from brokers.adapters.registry import broker_kind, broker_mode, source_name, source_queue
 from brokers.models import ORDER_SENT, Fill, Order, OrderStatus, Position, TradingControl
 from brokers.orders.selectors import open_symbols, realized_today, trading_control
 from workflows.errors import ApplicationError
+from workflows.models import Run
 
 logger = logging.getLogger(__name__)
+
+RUN_CANCELLED = "The run was cancelled"
 
 
 def broker_get(name: str) -> Broker:
@@ -86,10 +96,6 @@ def _dec(value: float) -> Decimal:
     return Decimal(str(round(float(value), 6)))
 
 
-def _data_source(name: str) -> str:
-    return settings.MARKET_DATA_SOURCE if name in ("", "default") else name
-
-
 def order_place(
     *,
     request: OrderRequest,
@@ -103,10 +109,13 @@ def order_place(
 ) -> Order:
     """Send a bracket order once per key, behind the trading gate; the Order row says what happened."""
     kind = broker_kind(broker)
-    broker, mode = kind.name, kind.mode()
+    broker, mode = kind.name, broker_mode(kind)
     look_only: list[str] = []  # the gate's reasons when a SUBMITTING row may no longer be sent
     with transaction.atomic():
         control = TradingControl.objects.select_for_update().get(id=trading_control().id)
+        # Same transaction, same order of locks as every order (TradingControl, then the run): a cancel
+        # (engine.run_cancel locks the run) is wholly before this order is written or wholly after.
+        cancelled = _run_cancelled(run_id)
         order = Order.objects.select_for_update().filter(key=request.key).first()
         if order is not None and order.status in ORDER_SENT and order.status != OrderStatus.SUBMITTING:
             sent_before = order  # a redelivery sends nothing
@@ -114,7 +123,7 @@ def order_place(
             # Left by a crash or a lost connection: what may go is exactly what was first written and
             # gated, never this request's values; and only if the gate still lets it.
             sent_before = None
-            look_only = _gate(order, control=control, live_allowed=live_allowed)
+            look_only = [RUN_CANCELLED] if cancelled else _gate(order, control=control, live_allowed=live_allowed)
         else:
             sent_before = None
             fields: dict[str, Any] = {
@@ -133,12 +142,12 @@ def order_place(
                 "tif": request.tif,
                 "r_planned": request.r_planned,
                 "placed_after": request.placed_after,
-                "data_source": _data_source(request.data_source),
+                "data_source": source_name(request.data_source),
                 "reason": "",
             }
             candidate = Order(key=request.key, **fields)
             bracket_of(candidate)  # an invalid bracket is refused before anything is written
-            reasons = _gate(candidate, control=control, live_allowed=live_allowed)
+            reasons = [RUN_CANCELLED] if cancelled else _gate(candidate, control=control, live_allowed=live_allowed)
             status = OrderStatus.BLOCKED if reasons else OrderStatus.SUBMITTING
             order, _ = Order.objects.update_or_create(
                 key=request.key, defaults={**fields, "status": status, "reason": "; ".join(reasons)}
@@ -171,18 +180,44 @@ def order_place(
         return order
     legs = {leg: {"id": broker_id, "status": placed.status} for leg, broker_id in placed.broker_ids.items()}
     with transaction.atomic():
+        # The run's lock again (before the order's, as above): a cancel committed while the bracket was
+        # on its way is seen here; one that comes later finds the order SUBMITTED and cancels it itself.
+        cancelled = _run_cancelled(order.run_id)
         order = Order.objects.select_for_update().get(id=order.id)
-        if order.status == OrderStatus.SUBMITTING:  # events may have moved it on already
+        cancelled_on_the_way = order.status == OrderStatus.CANCELLED and placed.status == OrderStatus.SUBMITTED
+        if order.status == OrderStatus.SUBMITTING or cancelled_on_the_way:
+            # Events may have moved it on already. A cancel that found nothing at the broker yet
+            # (CANCELLED) is wrong now that the broker has it: it is working, and cancelled below.
             order.status = placed.status
         order.legs = {**legs, **order.legs}
         order.account = placed.account or order.account
-        if placed.message or placed.reconciled:
+        if (placed.message or placed.reconciled) and order.status != OrderStatus.CANCELLED:
             note = "Found at the broker under its key; nothing was sent again. " if placed.reconciled else ""
             order.reason = (note + placed.message).strip()
         order.save()
+    if cancelled and order.status in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
+        return _run_cancel_check(order, client)
     if kind.simulated and order.status == OrderStatus.SUBMITTED:
         order = _paper_process_now_or_later(order)
     return _kill_check(order, client)
+
+
+def _run_cancelled(run_id: int | None) -> bool:
+    """Whether the order's run was cancelled, read under the run's row lock (the caller's transaction)."""
+    if run_id is None:
+        return False
+    return bool(Run.objects.select_for_update().filter(id=run_id).values_list("cancel_requested", flat=True).first())
+
+
+def _run_cancel_check(order: Order, client: Broker) -> Order:
+    """The run was cancelled while this order was on its way to the broker: cancel it there now."""
+    try:
+        order_cancel(order=order, reason=f"{RUN_CANCELLED} while the order was being sent", client=client)
+    except (ApplicationError, BrokerUnavailable) as exc:
+        # Filled meanwhile (it keeps its exits), or the broker is away: the run's cancel hook tries too.
+        logger.warning("run cancelled: order %s not cancelled: %s", order.key, exc)
+    order.refresh_from_db()
+    return order
 
 
 def bracket_of(order: Order) -> BracketOrder:
@@ -418,6 +453,33 @@ def order_cancel(*, order: Order, reason: str = "Cancelled by user", client: Bro
         process(wait_s=1.0)  # IBKR's Cancelled (or a last fill) arrives as events
         order.refresh_from_db()
     return order
+
+
+def orders_cancel_for_run(*, run_id: int) -> str | None:
+    """A RUN_CANCELLED_HOOKS hook: cancel the unfilled legs of every order the cancelled run sent, and
+    say so on the run. An entry that filled, even in part, keeps its stop-loss and take-profit."""
+    lines = []
+    for order in Order.objects.filter(run_id=run_id).exclude(status=OrderStatus.BLOCKED).order_by("id"):
+        sent = f"Cancelled after order {order.id} was sent"
+        if order.status == OrderStatus.FILLED or order.filled_quantity:
+            shares = order.filled_quantity or order.quantity
+            lines.append(
+                f"{sent}; its entry had filled ({shares} shares): the position keeps its stop-loss and take-profit."
+            )
+            continue
+        if order.status not in (OrderStatus.SUBMITTING, OrderStatus.SUBMITTED):
+            continue  # rejected, cancelled or closed already: nothing works at the broker
+        try:
+            order = order_cancel(order=order, reason="Cancelled with its run")
+        except (ApplicationError, BrokerUnavailable) as exc:
+            message = exc.message if isinstance(exc, ApplicationError) else str(exc)
+            lines.append(f"{sent}; it could not be cancelled: {message}.")
+            continue
+        if order.status == OrderStatus.CANCELLED:
+            lines.append(f"{sent}; its unfilled legs were cancelled.")
+        else:  # a broker held by its own worker (IBKR) cancels it there and confirms by its events
+            lines.append(f"{sent}; the cancel of its unfilled legs was sent to {order.broker.upper()}.")
+    return " ".join(lines) or None
 
 
 def kill_switch_sweep() -> int:

@@ -7,6 +7,10 @@ ibkr worker's sync (brokers/adapters/ibkr/sync.py) lets in.
 
 from __future__ import annotations
 
+import logging
+
+logger = logging.getLogger(__name__)
+
 
 def orders_sync() -> dict[str, int]:
     """The kill switch's sweep, then each registered broker's own sync; their counts added up."""
@@ -15,6 +19,11 @@ def orders_sync() -> dict[str, int]:
 
     counts = {"paper": 0, "dispatched": 0, "errors": 0, "cancelled": kill_switch_sweep()}
     for kind in broker_kinds.all():
-        for name, count in kind.sync().items():
+        try:
+            done = kind.sync()
+        except Exception:  # one broker's failure (its worker's queue unreachable) must not stop the others
+            logger.exception("orders sync of broker %s failed", kind.name)
+            done = {"errors": 1}
+        for name, count in done.items():
             counts[name] = counts.get(name, 0) + count
     return counts

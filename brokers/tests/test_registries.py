@@ -96,7 +96,7 @@ def test_a_registered_broker_stands_behind_the_trading_gate(eager_engine, user, 
 
 def test_the_editor_offers_registered_brokers_and_refuses_unknown_ones(recorder):
     schema = registry.get("broker.place_order").Params.model_json_schema()["properties"]["broker"]
-    assert schema["enum"] == ["default", "ibkr", "paper", "recorder"]
+    assert schema["enum"] == ["default", "paper", "ibkr", "recorder"]  # simulations first, as before
     with pytest.raises(ValueError, match='Unknown broker "nowhere"; use one of: ibkr, paper, recorder'):
         registry.get("broker.place_order").Params(broker="nowhere")
 

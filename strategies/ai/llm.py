@@ -29,6 +29,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from strategies.ai.schemas import validation_message
+from strategies.ai.untrusted import USAGE_INVALID, AmbiguousJson, strict_loads, token_count
 from workflows.scrub import MASK, scrub_secrets
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class _Tally:
     attempts: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    usage_errors: list[str] = field(default_factory=list)
 
 
 def llm_complete(
@@ -139,6 +141,10 @@ def llm_complete(
         error: str | None = failed.message
     else:
         text, parsed, error = _read(response, schema)
+        if tally.usage_errors:
+            # Before the answer's own error: the answer is refused for its usage whatever it says.
+            usage_error = f"{USAGE_INVALID}: {'; '.join(tally.usage_errors)}"
+            parsed, error = None, usage_error + (f"; and: {error}" if error else "")
     if error:
         error = _one_line(_scrub(error, config.api_keys))
     cost, priced = cost_of(config.model, tally.prompt_tokens, tally.completion_tokens, config.prices)
@@ -160,11 +166,21 @@ def llm_complete(
 def cost_of(
     model: str, prompt_tokens: int, completion_tokens: int, prices: dict[str, dict[str, float]]
 ) -> tuple[float, bool]:
-    """USD for these tokens at `prices[model]` (USD per million tokens), and whether the model had a price."""
+    """USD for these tokens at `prices[model]` (USD per million tokens), and whether the model had a price.
+
+    Never negative: a negative cost would lower what a run has spent against its AI budget, so a negative count
+    or price is a ValueError (counts from a server are checked before they get here, by token_count).
+    """
+    if prompt_tokens < 0 or completion_tokens < 0:
+        raise ValueError(f"Token counts cannot be negative: {prompt_tokens} prompt, {completion_tokens} completion")
     price = prices.get(model)
     if price is None:
         return 0.0, False
-    cost = prompt_tokens * float(price.get("input", 0)) + completion_tokens * float(price.get("output", 0))
+    rates = {side: float(price.get(side, 0)) for side in ("input", "output")}
+    for side, rate in rates.items():
+        if not math.isfinite(rate) or rate < 0:
+            raise ValueError(f"LLM_PRICES: the {side} price of {model} is {rate:g}; a price is a number from 0 up")
+    cost = prompt_tokens * rates["input"] + completion_tokens * rates["output"]
     return round(cost / 1_000_000, 8), True
 
 
@@ -177,7 +193,7 @@ def extract_json(text: str) -> dict[str, Any]:
     """The JSON object an answer consists of: the whole text, or the content of its only fenced code block.
 
     A leading reasoning block (<think>...</think>) is dropped. Nothing is fished out of prose: a model that cannot
-    answer in the requested shape has not given an answer we can trust.
+    answer in the requested shape has not given an answer we can trust. A key given twice is AmbiguousJson.
     """
     body = _THINK.sub("", text, count=1).strip()
     if not body:
@@ -188,20 +204,9 @@ def extract_json(text: str) -> dict[str, Any]:
             found = "no JSON object and no code block" if not blocks else f"{len(blocks)} code blocks"
             raise ValueError(f"expected one JSON object or one ```json code block, found {found}")
         body = blocks[0].strip()
-    value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    value = strict_loads(body)
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(literal: str) -> float:
-    value = float(literal)
-    if not math.isfinite(value):  # 1e999 parses to inf
-        raise ValueError(f"{literal} is out of range")
     return value
 
 
@@ -326,14 +331,26 @@ def _send(config: LlmConfig, request: dict[str, Any], tally: _Tally) -> ChatComp
             _key_index[config.base_url] = index
         if not isinstance(response, ChatCompletion):  # the SDK hands back a non-JSON body as a str
             raise _Failed(f"Model server did not answer with a chat completion: {str(response)[:200]}")
-        # The SDK does not validate answers: a non-conforming server can put anything anywhere.
-        tally.prompt_tokens += _count(getattr(response.usage, "prompt_tokens", 0))
-        tally.completion_tokens += _count(getattr(response.usage, "completion_tokens", 0))
+        _tally_usage(response, tally)
         return response
 
 
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
+def _tally_usage(response: ChatCompletion, tally: _Tally) -> None:
+    """Add the answer's token counts; a count that is not one is recorded as the reply's error and adds nothing.
+
+    The answer itself is still read (its text is kept on the record), but a reply with a usage error is never a
+    result: a server that reports -5000 tokens would otherwise cost a negative amount, lowering what the run has
+    spent against its budget.
+    """
+    # The SDK does not validate answers: a non-conforming server can put anything anywhere.
+    usage = response.usage
+    for name in ("prompt_tokens", "completion_tokens"):
+        try:
+            count = token_count(getattr(usage, name, None), name)
+        except ValueError as exc:
+            tally.usage_errors.append(str(exc))
+            continue
+        setattr(tally, name, getattr(tally, name) + count)
 
 
 def _rotation(index: int, count: int) -> list[int]:
@@ -400,6 +417,8 @@ def _read(response: ChatCompletion, schema: type[BaseModel]) -> tuple[str | None
         return text, None, "Empty answer from the model"
     try:
         obj = extract_json(text)
+    except AmbiguousJson as exc:
+        return text, None, f"Answer is ambiguous: {exc}"
     except ValueError as exc:
         return text, None, f"Answer is not JSON: {exc}"
     try:

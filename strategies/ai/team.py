@@ -2,8 +2,9 @@
 
 The team talks until an agent says the stop word (or a message, time or token limit ends it); the decision is
 the JSON object in the last agent message with the stop word, validated strictly. Anything else (no conclusion,
-bad JSON, a model error) is HOLD with the error recorded (safety rule 2). The agents' only tools read data
-already in the run and compute reward/risk; nothing can place an order or run code (safety rule 5).
+bad JSON, a key given twice, a model error, a usage report with a count that is no count) is HOLD with the error
+recorded (safety rule 2). The agents' only tools read data already in the run and compute reward/risk; nothing
+can place an order or run code (safety rule 5).
 
 `team_run` is synchronous because the Celery worker is: it runs the team in its own event loop.
 """
@@ -50,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from brokers.marketdata.bars import iso_date
 from strategies.ai.llm import NO_KEY, _one_line, _scrub
 from strategies.ai.schemas import Decision, hold, validation_message
+from strategies.ai.untrusted import USAGE_INVALID, AmbiguousJson, strict_loads, token_count
 from strategies.indicators.compute import INDICATOR_NAMES, compute, indicator_columns, latest_values
 from strategies.risk.rules import reward_risk
 
@@ -298,13 +300,19 @@ def team_run(
     concluded = error is None and f"Text '{stop_text}' mentioned" in stop_reason
     if error is None and not concluded:
         error = f"The agent team did not conclude: {stop_reason}"
+    usage_problems: list[str] = []
+    messages = _team_messages(progress.messages, usage_problems)
+    selector_tokens = _usage(*progress.selector_tokens, "the selector", usage_problems)
+    if usage_problems:
+        # Whatever the team concluded: a reply with a usage that is no count is refused, as in the model client.
+        usage_error = f"{USAGE_INVALID}: {'; '.join(usage_problems)}"
+        error = usage_error + (f"; and: {error}" if error else "")
     decision, error = (hold(error), error) if error else _final_decision(progress.messages, stop_text, set(names))
 
     model_of = {spec.name: spec.model or settings.LLM_MODEL for spec in agents}
-    messages = _team_messages(progress.messages)
     by_model: dict[str, tuple[int, int]] = {}
     # The selector is billed as LLM_MODEL: its calls are no agent's messages.
-    charges = [(settings.LLM_MODEL, *progress.selector_tokens)]
+    charges = [(settings.LLM_MODEL, *selector_tokens)]
     charges += [(model_of.get(m.agent, settings.LLM_MODEL), m.prompt_tokens, m.completion_tokens) for m in messages]
     for model, prompt, completion in charges:
         if prompt or completion:
@@ -440,15 +448,28 @@ async def _consume(stream: AsyncGenerator[Message | TaskResult, None], progress:
 
 def _arguments(call: FunctionCall) -> str:
     try:
-        parsed = json.loads(call.arguments or "{}")
-    except json.JSONDecodeError:
+        parsed = strict_loads(call.arguments or "{}")
+    except ValueError:  # shown as the model wrote it, a repeated key included
         return call.arguments
     if not isinstance(parsed, dict):
         return call.arguments
     return ", ".join(f"{key}={json.dumps(value)}" for key, value in parsed.items())
 
 
-def _team_messages(collected: list[Message]) -> list[TeamMessage]:
+def _usage(prompt: object, completion: object, where: str, problems: list[str]) -> tuple[int, int]:
+    """Token counts as reported, each invalid one (negative, say) as 0 with the problem added to `problems`."""
+    counts = []
+    for name, value in (("prompt_tokens", prompt), ("completion_tokens", completion)):
+        try:
+            counts.append(token_count(value, name))
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            counts.append(0)
+    return counts[0], counts[1]
+
+
+def _team_messages(collected: list[Message], usage_problems: list[str]) -> list[TeamMessage]:
+    """The conversation as recorded; token counts that are no counts are added to `usage_problems` and count 0."""
     calls: dict[str, str] = {}
     out = []
     for seq, item in enumerate(collected, start=1):
@@ -465,14 +486,19 @@ def _team_messages(collected: list[Message]) -> list[TeamMessage]:
         else:
             content = item.to_text()
         used = item.models_usage
+        prompt, completion = (
+            _usage(used.prompt_tokens, used.completion_tokens, f"message {seq} ({item.source})", usage_problems)
+            if used
+            else (0, 0)
+        )
         out.append(
             TeamMessage(
                 seq=seq,
                 agent=item.source,
                 kind=type(item).__name__,
                 content=content,
-                prompt_tokens=used.prompt_tokens if used else 0,
-                completion_tokens=used.completion_tokens if used else 0,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
             )
         )
     return out
@@ -503,8 +529,10 @@ def _final_decision(collected: list[Message], stop_text: str, agents: set[str]) 
     else:
         return _failed(f"The final message is not one JSON object (found {len(fences)} ```json blocks)")
     try:
-        data = json.loads(candidate)
-    except json.JSONDecodeError as exc:
+        data = strict_loads(candidate)
+    except AmbiguousJson as exc:
+        return _failed(f"The final decision is ambiguous: {exc}")
+    except ValueError as exc:
         return _failed(f"The final message is not valid JSON: {exc}")
     if not isinstance(data, dict):
         return _failed("The final message is not a JSON object")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from brokers.adapters.registry import broker_choice, broker_queue, broker_schema
-from workflows.errors import StepError
+from workflows.errors import StepCancelled, StepError
 from workflows.registry import ANY, Port, StepType, register
 
 if TYPE_CHECKING:
@@ -170,6 +170,9 @@ class PlaceOrder(StepType):
         if strategy is not None and not strategy.enabled:
             return _not_sent(ctx, f'the strategy "{strategy.name}" is disabled', plan)
         live_allowed = strategy.live if strategy is not None else run.workflow.live_trading
+        # A run cancelled by now sends nothing. The gate checks again under the run's lock, which closes
+        # the rest of the race: a cancel between here and there blocks the order in order_place.
+        ctx.check_cancelled(fresh=True)
         order = order_place(
             request=OrderRequest(
                 key=ctx.idempotency_key,
@@ -193,6 +196,20 @@ class PlaceOrder(StepType):
         )
         sent = order.status not in (OrderStatus.BLOCKED, OrderStatus.REJECTED)
         what = f"{order.side} {order.quantity} {order.symbol} @ {float(order.entry_price):g}"
+        try:
+            # Cancelled meanwhile: the step says what became of the order and ends cancelled, never
+            # "succeeded" with an order its run no longer wants (the run's cancel hook cancelled its legs).
+            ctx.check_cancelled(fresh=True)
+        except StepCancelled:
+            if sent:
+                ctx.log(
+                    f"Order {order.id} ({order.broker}, {order.mode}): {what} was sent, then the run was cancelled: "
+                    f"{order.get_status_display()}. {order.reason}".strip(),
+                    level="warning",
+                )
+            else:
+                ctx.log(f"No order sent: {order.get_status_display()}: {order.reason}", level="warning")
+            raise
         if sent:
             ctx.log(f"Order {order.id} ({order.broker}, {order.mode}): {what}, {order.get_status_display()}")
         else:

@@ -4,6 +4,7 @@ driven by the real `openai` client, HOLD on every failure, the records, the budg
 import base64
 import hashlib
 import json
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -11,6 +12,7 @@ from django.urls import reverse
 from strategies.ai import llm as llm_client
 from strategies.ai.schemas import Decision
 from strategies.models import AiRecord, PromptTemplate
+from strategies.selectors import ai_spent
 from strategies.services import prompt_save, prompts_seed
 from strategies.tests.llm_server import fake_llm, llm_settings
 from workflows import engine, services
@@ -261,3 +263,101 @@ def test_consolidate_aligned_timeframes_with_the_model(user, llm):
     assert merged["last_close"] == _outputs(run, "a_daily")["analysis"]["last_close"]
     assert "Weekly uptrend intact." in llm.requests[2]["messages"][1]["content"][0]["text"]
     assert _outputs(run, "decide")["decision"]["action"] == "BUY"
+
+
+# Safety rule 2 for answers that are JSON but not one answer, and for usage reports that are not counts.
+
+HOLD_THEN_BUY = '{"action": "HOLD", ' + json.dumps(DECISION)[1:]
+TWO_SUPPORTS = json.dumps(DECISION).replace('"support": [182.0]', '"support": [182.0], "support": [150.0]')
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "prompt"])
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [(HOLD_THEN_BUY, 'the key "action" appears twice'), (TWO_SUPPORTS, 'the key "support" appears twice')],
+    ids=["action", "nested"],
+)
+def test_a_decision_that_gives_a_key_twice_is_hold_with_the_key_named(user, llm, settings, mode, content, key):
+    settings.LLM_STRUCTURED_OUTPUT = mode
+    llm.reply_json(ANALYSIS)
+    llm.reply(f"```json\n{content}\n```" if mode == "prompt" else content)
+    run = _run(user, _single_graph())
+    assert run.status == RunStatus.SUCCEEDED, run.error
+
+    assert ("response_format" in llm.requests[1]) == (mode == "json_schema")
+    decision = _outputs(run, "decide")["decision"]
+    assert decision["action"] == "HOLD" and decision["entry"] is None
+    assert decision["error"].startswith(f"Answer is ambiguous: {key} in one object")
+    record = AiRecord.objects.get(run=run, kind="decision")
+    assert record.action == "HOLD" and record.result is None and record.error == decision["error"]
+    assert content in record.raw_response
+
+
+def test_a_negative_token_count_is_hold_and_never_lowers_the_spent_total(user, llm):
+    llm.reply_json(ANALYSIS, prompt_tokens=100, completion_tokens=50)  # 0.00075 USD at the test prices
+    # Counted, -1 000 000 prompt tokens would be -2.5 USD: room in the budget for whatever comes next.
+    llm.reply_json(DECISION, prompt_tokens=-1_000_000, completion_tokens=50)
+    run = _run(user, _single_graph())
+    assert run.status == RunStatus.SUCCEEDED, run.error
+
+    decision = _outputs(run, "decide")["decision"]
+    assert decision["action"] == "HOLD"
+    assert decision["error"] == (
+        "The model server's usage report is invalid: prompt_tokens is -1000000, not a token count "
+        "(a whole number from 0 to 100 000 000)"
+    )
+    record = AiRecord.objects.get(run=run, kind="decision")
+    assert record.action == "HOLD" and record.result is None and record.error == decision["error"]
+    assert (record.prompt_tokens, record.completion_tokens, record.cost_usd) == (0, 50, Decimal("0.0005"))
+    assert ai_spent(run_id=run.id) == (200, Decimal("0.00125"))
+
+
+def _team_graph() -> dict:
+    return {
+        "schema": 1,
+        "params": {},
+        "nodes": [
+            {"id": "fetch", "type": "market.fetch_bars", "params": {"symbol": "{{symbol}}", "period": "1y"}},
+            {"id": "chart", "type": "strategies.render_chart", "params": {"width": 800, "height": 600}},
+            {"id": "team", "type": "ai.agent_team", "params": {"analyst": "model"}},
+        ],
+        "edges": [
+            {"source": "fetch", "source_port": "bars", "target": "chart", "target_port": "bars"},
+            {"source": "chart", "source_port": "chart", "target": "team", "target_port": "chart_1"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("final", "executor_usage", "error"),
+    [
+        (
+            HOLD_THEN_BUY,
+            (60, 70),
+            'The final decision is ambiguous: the key "action" appears twice in one object ("HOLD", then "BUY")',
+        ),
+        (
+            json.dumps(DECISION),
+            (60, -70),
+            "The model server's usage report is invalid: message 4 (executor): completion_tokens is -70",
+        ),
+    ],
+    ids=["key-twice", "negative-usage"],
+)
+def test_an_agent_team_answer_that_is_no_answer_is_hold(user, llm, settings, final, executor_usage, error):
+    # The real OpenAI client of the team against the local server, answering as the model it is asked for.
+    llm_settings(settings, llm, max_retries=0, model="fake", prices={"fake": {"input": 2.5, "output": 10.0}})
+    llm.reply("Uptrend; long at 190, stop 182, targets 202 and 215.", prompt_tokens=40, completion_tokens=10)
+    llm.reply("Approved, R 1.5.", prompt_tokens=50, completion_tokens=5)
+    prompt, completion = executor_usage
+    llm.reply(f"{final}\nFINAL_DECISION", prompt_tokens=prompt, completion_tokens=completion)
+    run = _run(user, _team_graph())
+    assert run.status == RunStatus.SUCCEEDED, run.error
+
+    decision = _outputs(run, "team")["decision"]
+    assert decision["action"] == "HOLD" and decision["entry"] is None
+    assert decision["error"].startswith(error)
+    record = AiRecord.objects.get(run=run, kind="team")
+    assert record.action == "HOLD" and record.error == decision["error"]
+    assert record.prompt_tokens == 150 and record.completion_tokens == 15 + max(completion, 0)
+    assert record.cost_usd >= 0 and all(m.completion_tokens >= 0 for m in record.messages.all())

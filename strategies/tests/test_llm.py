@@ -156,6 +156,21 @@ def test_cost_of():
     assert cost_of("llava", 1000, 1000, prices) == (0.0, False)
 
 
+@pytest.mark.parametrize(
+    ("tokens", "prices", "message"),
+    [
+        ((-1000, 10), {}, "Token counts cannot be negative: -1000 prompt, 10 completion"),
+        ((10, -1), {"m": {"input": 1}}, "Token counts cannot be negative: 10 prompt, -1 completion"),
+        ((10, 10), {"m": {"input": -2.5}}, "LLM_PRICES: the input price of m is -2.5"),
+        ((10, 10), {"m": {"input": 1, "output": float("nan")}}, "LLM_PRICES: the output price of m is nan"),
+    ],
+)
+def test_cost_of_is_never_negative(tokens, prices, message):
+    # A negative cost would lower what a run has spent against its AI budget.
+    with pytest.raises(ValueError, match=message):
+        cost_of("m", *tokens, prices)
+
+
 def _with(**changes) -> str:
     return json.dumps({**BUY, **changes})
 
@@ -244,6 +259,88 @@ def test_answer_text_is_kept_when_it_does_not_validate(fake):
     assert reply.text == content
     # Tokens were spent all the same.
     assert (reply.prompt_tokens, reply.completion_tokens) == (7, 3)
+
+
+# Safety rule 2: an answer that gives a key twice says two things, and is HOLD. json.loads alone keeps the last
+# one, which would read HOLD-then-BUY as a BUY.
+HOLD_THEN_BUY = '{"action": "HOLD", ' + json.dumps(BUY)[1:]
+TWO_SUPPORTS = json.dumps(BUY).replace('"support": [95.0]', '"support": [95.0], "support": [50.0]')
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "prompt"])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (HOLD_THEN_BUY, 'Answer is ambiguous: the key "action" appears twice in one object ("HOLD", then "BUY")'),
+        (f"```json\n{HOLD_THEN_BUY}\n```", 'the key "action" appears twice in one object ("HOLD", then "BUY")'),
+        (TWO_SUPPORTS, 'Answer is ambiguous: the key "support" appears twice in one object ([95.0], then [50.0])'),
+    ],
+    ids=["action", "action-fenced", "nested"],
+)
+def test_a_key_given_twice_is_no_answer(fake, settings, mode, content, expected):
+    settings.LLM_STRUCTURED_OUTPUT = mode
+    fake.reply(content)
+    reply = ask()
+
+    assert ("response_format" in fake.requests[0]) == (mode == "json_schema")
+    assert reply.parsed is None
+    assert expected in reply.error
+    assert reply.text == content  # kept for the record
+
+
+def _completion(content: str, usage: dict) -> dict:
+    """A chat completion with any usage report, however wrong (FakeLlm.reply only makes valid ones)."""
+    return {
+        "id": "chatcmpl-usage",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": usage,
+    }
+
+
+LIMIT = "not a token count (a whole number from 0 to 100 000 000)"
+
+
+@pytest.mark.parametrize(
+    ("usage", "counted", "expected"),
+    [
+        ({"prompt_tokens": -5000, "completion_tokens": 50}, (0, 50), f"prompt_tokens is -5000, {LIMIT}"),
+        ({"prompt_tokens": 100, "completion_tokens": -1}, (100, 0), f"completion_tokens is -1, {LIMIT}"),
+        ({"prompt_tokens": "100", "completion_tokens": 50}, (0, 50), f"prompt_tokens is '100', {LIMIT}"),
+        ({"prompt_tokens": 100, "completion_tokens": 2.5}, (100, 0), f"completion_tokens is 2.5, {LIMIT}"),
+        ({"prompt_tokens": True, "completion_tokens": 50}, (0, 50), f"prompt_tokens is True, {LIMIT}"),
+        ({"prompt_tokens": 10**12, "completion_tokens": 50}, (0, 50), f"prompt_tokens is 1000000000000, {LIMIT}"),
+        (
+            {"prompt_tokens": -1, "completion_tokens": -2},
+            (0, 0),
+            f"prompt_tokens is -1, {LIMIT}; completion_tokens is -2, {LIMIT}",
+        ),
+    ],
+    ids=["negative-prompt", "negative-completion", "text", "fraction", "bool", "absurd", "both"],
+)
+def test_a_usage_report_with_a_count_that_is_no_count_is_no_answer(fake, usage, counted, expected):
+    fake.raw(_completion(json.dumps(BUY), usage))
+    reply = ask()
+
+    # A valid BUY, refused for its usage: a server that lies about tokens is not trusted about the trade either.
+    assert reply.parsed is None
+    assert reply.error == f"The model server's usage report is invalid: {expected}"
+    assert (reply.prompt_tokens, reply.completion_tokens) == counted
+    assert reply.cost_usd == cost_of("test-vision", *counted, {"test-vision": {"input": 2.5, "output": 10.0}})[0]
+    assert reply.cost_usd >= 0
+    assert reply.text == json.dumps(BUY)
+
+
+def test_a_usage_error_comes_first_and_the_answers_own_error_follows(fake):
+    fake.raw(_completion("I would buy.", {"prompt_tokens": -3, "completion_tokens": 5}))
+    reply = ask()
+    assert reply.error == (
+        f"The model server's usage report is invalid: prompt_tokens is -3, {LIMIT}; "
+        "and: Answer is not JSON: expected one JSON object or one ```json code block, found no JSON object and no "
+        "code block"
+    )
 
 
 def test_unscripted_request_fails_loudly(fake, settings):
@@ -470,6 +567,8 @@ def test_extract_json_accepts(text: str, expected: dict):
         ('{"a": -Infinity}', "-Infinity is not a JSON number"),
         ('{"a": 1e999}', "1e999 is out of range"),
         ("[1, 2]", "expected a JSON object, got list"),
+        ('{"a": 1, "a": 1}', 'the key "a" appears twice in one object (1, then 1)'),
+        ('[{"a": {"b": [1], "c": 2, "b": {"d": 3}}}]', 'the key "b" appears twice in one object ([1], then {"d": 3})'),
         ('```json\n[{"a": 1}]\n```', "expected a JSON object, got list"),
         ("<think>all thought, no answer</think>", "the answer is empty"),
         ("", "the answer is empty"),
@@ -482,6 +581,8 @@ def test_extract_json_accepts(text: str, expected: dict):
         "infinity",
         "overflow",
         "list",
+        "same-key-same-value",
+        "nested-key-twice-before-the-list-check",
         "fenced-list",
         "only-think",
         "empty",

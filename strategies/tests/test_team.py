@@ -347,6 +347,70 @@ def test_rejected_final_answers(final, error):
     assert result.error.startswith(error)
 
 
+# Safety rule 2: a final decision that gives a key twice says two things; json.loads alone would keep the last.
+HOLD_THEN_BUY = '{"action": "HOLD", ' + json.dumps(BUY)[1:]
+
+
+@pytest.mark.parametrize(
+    ("final", "error"),
+    [
+        (f"{HOLD_THEN_BUY}\n{STOP}", 'the key "action" appears twice in one object ("HOLD", then "BUY")'),
+        (f"```json\n{HOLD_THEN_BUY}\n```\n{STOP}", 'the key "action" appears twice in one object ("HOLD", then "BUY")'),
+        (
+            json.dumps(BUY).replace('"resistance": [', '"resistance": [130.0], "resistance": [') + f"\n{STOP}",
+            'the key "resistance" appears twice in one object ([130.0], then [110.0, 120.0])',
+        ),
+    ],
+    ids=["action", "action-fenced", "nested"],
+)
+def test_a_key_given_twice_in_the_final_decision_is_hold(final, error):
+    result = executor_only(final)
+    assert result.concluded and result.decision.action == "HOLD"
+    assert result.error == f"The final decision is ambiguous: {error}; an answer that says two things is no answer"
+    assert result.error in result.decision.reasoning
+
+
+def test_a_key_given_twice_in_tool_arguments_is_shown_as_written():
+    call = FunctionCall(id="call-risk", name="risk", arguments='{"side": "long", "side": "short"}')
+    assert team._arguments(call) == '{"side": "long", "side": "short"}'
+
+
+LIMIT = "not a token count (a whole number from 0 to 100 000 000)"
+
+
+def test_a_negative_token_count_is_hold_and_never_a_negative_charge():
+    negative = CreateResult(
+        finish_reason="stop", content=FINAL, usage=RequestUsage(prompt_tokens=10, completion_tokens=-500), cached=False
+    )
+    result = executor_only(negative)
+
+    assert result.decision.action == "HOLD"
+    assert result.error == (
+        f"The model server's usage report is invalid: message 2 (executor): completion_tokens is -500, {LIMIT}"
+    )
+    assert result.error in result.decision.reasoning
+    assert [(m.prompt_tokens, m.completion_tokens) for m in result.messages] == [(0, 0), (10, 0)]
+    assert result.tokens_by_model == {"model-exec": (10, 0)}
+
+
+def test_a_negative_token_count_from_the_selector_is_hold():
+    clients = {"model-analyst": replay("Long."), "model-risk": replay("Approved."), "model-exec": replay(FINAL)}
+    pick = CreateResult(
+        finish_reason="stop",
+        content="executor",
+        usage=RequestUsage(prompt_tokens=0, completion_tokens=-40),
+        cached=False,
+    )
+    result = run(clients, mode="selector", selector_client=replay(pick))
+
+    assert [m.agent for m in result.messages] == ["user", "executor"]
+    assert result.decision.action == "HOLD"
+    assert result.error.startswith(
+        f"The model server's usage report is invalid: the selector: completion_tokens is -40, {LIMIT}"
+    )
+    assert all(p >= 0 and c >= 0 for p, c in result.tokens_by_model.values())
+
+
 def test_a_model_error_is_hold_and_never_raises():
     # The analyst's replay is empty: its client raises, as a model endpoint that fails would.
     clients = {"model-analyst": replay(), "model-risk": replay("x"), "model-exec": replay(FINAL)}
@@ -556,3 +620,26 @@ def test_the_production_client_end_to_end(settings):
     assert task_parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
     tool_result = next(m for m in analyst_reflection["messages"] if m["role"] == "tool")
     assert json.loads(tool_result["content"])["last_close"] == 100.0
+
+
+def test_the_production_client_refuses_a_negative_token_count(settings):
+    """The real OpenAI client: a usage report the server got wrong is HOLD, and no count below zero is kept."""
+    with fake_llm() as fake:
+        llm_settings(settings, fake, max_retries=0, model="fake")
+        fake.reply(FINAL, prompt_tokens=60, completion_tokens=-7000)
+        result = team_run(
+            task=TASK,
+            agents=[DEFAULT_AGENTS[2]],
+            mode="round_robin",
+            max_messages=4,
+            stop_text=STOP,
+            timeout_s=30,
+            token_budget=40_000,
+            tools=TeamTools(symbol="AAPL", bars=bars([98, 99, 100]), indicators=None),
+        )
+
+    assert result.decision.action == "HOLD"
+    assert result.error == (
+        f"The model server's usage report is invalid: message 2 (executor): completion_tokens is -7000, {LIMIT}"
+    )
+    assert result.tokens_by_model == {"fake": (60, 0)}

@@ -7,7 +7,7 @@ from workflows.errors import ApplicationError
 
 
 def exception_handler(exc, context):
-    """ApplicationError -> HTTP 400 {"detail": message, ...extra}; the rest as DRF does."""
+    """ApplicationError -> HTTP 400 (or its `status`) {"detail": message, ...extra}; the rest as DRF does."""
     if isinstance(exc, ApplicationError):
-        return Response({"detail": exc.message, **exc.extra}, status=400)
+        return Response({"detail": exc.message, **exc.extra}, status=exc.status)
     return drf_exception_handler(exc, context)

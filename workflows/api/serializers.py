@@ -19,7 +19,7 @@ from workflows.models import (
     Workflow,
     WorkflowVersion,
 )
-from workflows.selectors import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, version_latest
+from workflows.selectors import EXPORT_FORMAT, EXPORT_FORMAT_VERSIONS, version_latest
 
 
 @extend_schema_field(GraphSpec)
@@ -131,7 +131,7 @@ class WorkflowExportSerializer(serializers.Serializer):
     """A workflow version as a JSON document; import takes it back."""
 
     format = serializers.ChoiceField(choices=[EXPORT_FORMAT])
-    format_version = serializers.ChoiceField(choices=[EXPORT_FORMAT_VERSION])
+    format_version = serializers.ChoiceField(choices=list(EXPORT_FORMAT_VERSIONS))
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
     version = serializers.IntegerField(allow_null=True, help_text="The exported version's number")
@@ -202,6 +202,16 @@ class RunDetailSerializer(RunSerializer):
 
     class Meta(RunSerializer.Meta):
         fields = [*RunSerializer.Meta.fields, "overrides", "params", "cancel_requested", "steps"]
+        read_only_fields = fields
+
+
+class RunQueuedSerializer(RunDetailSerializer):
+    """A run that was saved while its first steps could not be sent (the task broker is down)."""
+
+    message = serializers.CharField(help_text="Why it has not started yet, and that it will")
+
+    class Meta(RunDetailSerializer.Meta):
+        fields = [*RunDetailSerializer.Meta.fields, "message"]
         read_only_fields = fields
 
 

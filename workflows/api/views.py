@@ -15,7 +15,8 @@ from workflows.api import serializers as s
 from workflows.approvals import services as approvals
 from workflows.errors import ApplicationError
 from workflows.graph import graph_upgrade, validate_graph
-from workflows.models import ApprovalStatus, Template
+from workflows.idempotency import HEADER, idempotency_of, start_once
+from workflows.models import ApprovalStatus, Run, Template
 from workflows.registry import registry
 from workflows.run_filters import runs_filter
 
@@ -24,6 +25,21 @@ GRAPH_INVALID = OpenApiResponse(
     s.GraphInvalidSerializer,
     description="Refused: `detail` says why; for an invalid graph `errors` lists every problem. "
     "(A missing or malformed request field is {field: [messages]} instead.)",
+)
+
+
+# The optional Idempotency-Key of the start endpoints (workflows/idempotency.py).
+IDEMPOTENCY_KEY = OpenApiParameter(
+    HEADER,
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="1-200 printable ASCII characters, your own per request (a UUID, say). A retry with the same "
+    "key answers 200 with what the first request started instead of starting it again; the same key with "
+    "another request is a 409. Keys are per user.",
+)
+IDEMPOTENCY_CONFLICT = OpenApiResponse(
+    s.GraphInvalidSerializer, description="The Idempotency-Key was already used for another request"
 )
 
 
@@ -181,19 +197,46 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=s.RunStartSerializer, responses={201: s.RunDetailSerializer}, summary="Start a run")
+    @extend_schema(
+        request=s.RunStartSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: s.RunDetailSerializer,
+            200: OpenApiResponse(s.RunDetailSerializer, description="The run an earlier request with this key started"),
+            202: OpenApiResponse(
+                s.RunQueuedSerializer,
+                description="Saved and queued; the task broker is down, it starts when it is back",
+            ),
+            400: GRAPH_INVALID,
+            409: IDEMPOTENCY_CONFLICT,
+        },
+        summary="Start a run",
+    )
     def create(self, request, *args, **kwargs):
         data = _valid(s.RunStartSerializer, request.data)
+        idempotency = idempotency_of(request.headers, dict(data))
         workflow = _workflow(request, data["workflow"])
         version = get_object_or_404(workflow.versions, number=data["version"]) if "version" in data else None
-        run = engine.run_start(
-            workflow=workflow,
-            user=request.user,
-            symbol=data["symbol"],
-            version=version,
-            overrides=data["overrides"],
-            trigger="api",
-        )
+        with engine.dispatch_watch() as watch:
+            run, replayed = start_once(
+                Run,
+                user=request.user,
+                idempotency=idempotency,
+                start=lambda idem: engine.run_start(
+                    workflow=workflow,
+                    user=request.user,
+                    symbol=data["symbol"],
+                    version=version,
+                    overrides=data["overrides"],
+                    trigger="api",
+                    idempotency=idem,
+                ),
+            )
+        if replayed:
+            return Response(s.RunDetailSerializer(run).data, status=status.HTTP_200_OK)
+        if watch.failed(run.pk):
+            body = {**s.RunDetailSerializer(run).data, "message": engine.BROKER_DOWN_MESSAGE}
+            return Response(body, status=status.HTTP_202_ACCEPTED)
         return Response(s.RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

@@ -24,12 +24,14 @@ from workflows.notify.services import NotifyError, notification_send_once, scrub
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="workflows.notify.alerts.run_finished")
+# The names are what travels in messages: kept from before this module moved (workflows/alerts.py), so
+# a message queued by the old code is still understood after a deploy.
+@shared_task(name="workflows.alerts.run_finished")
 def run_finished_task(run_id: int) -> None:
     run_finished_notify(run_id=run_id)
 
 
-@shared_task(name="workflows.notify.alerts.alert")
+@shared_task(name="workflows.alerts.alert")
 def alert_task(key: str, text: str) -> None:
     alert_send(key=key, text=text)
 

@@ -365,26 +365,14 @@ def step_run_redispatch(*, step_run_id: int, now: datetime | None = None) -> Ste
             due = timezone.localtime(step.queued_at).strftime("%H:%M:%S")
             raise RunStateError(f'Step "{step.node_id}" is waiting out its retry backoff until {due}')
         if not StepRun.objects.filter(id=step.id, status=StepStatus.QUEUED, queued_at=step.queued_at).update(
-            queued_at=now
+            queued_at=now, dispatch_failed=False
         ):
             raise RunStateError(f'Step "{step.node_id}" changed meanwhile; look again')
-        graph = _graph(step.run.version.graph)
-        queue, limit = graph.queue(step.node_id), graph.timeout_s(step.node_id)
-        transaction.on_commit(lambda: _send(step.id, queue=queue, limit=limit))
+        # The engine's one send: its queue and time limits, and a broker that refuses it leaves
+        # the step marked for the sweeper instead of failing this request.
+        engine._dispatch(step, engine._graph_of(step.run.version_id))
     step.queued_at = now
     return step
-
-
-def _send(step_run_id: int, *, queue: str, limit: int) -> None:
-    # What engine._dispatch sends, with the same time limits.
-    from workflows.tasks import execute_step_task
-
-    execute_step_task.apply_async(
-        args=[step_run_id],
-        queue=queue,
-        soft_time_limit=limit,
-        time_limit=limit + engine.HARD_LIMIT_MARGIN_S,
-    )
 
 
 # Cancel

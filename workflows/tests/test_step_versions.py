@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from conftest import chain_graph, node
 from strategies.services import StrategyInvalid, strategy_check
-from workflows import engine, services
+from workflows import engine, selectors, services
 from workflows.editor import pages as editor_views
 from workflows.errors import GraphInvalid
 from workflows.graph import graph_upgrade, validate_graph
@@ -311,3 +311,21 @@ def test_a_client_graph_with_the_old_name_and_no_version_is_refused(db, user, de
     graph["nodes"][1]["version"] = 1  # saying which version it was written for is enough
     workflow = services.workflow_create(owner=user, name="wf", graph=graph)
     assert workflow.versions.get().graph["nodes"][1]["params"] == {"new_name": "{{suffix}}"}
+
+
+def test_an_export_from_before_step_versions_is_upgraded_on_import(deploy, user):
+    # Format 1 was written before nodes carried versions: its nodes are version 1, as stored ones are.
+    deploy(RenamedV2)
+    document = {"format": "trading-workflow", "format_version": 1, "name": "Old export", "graph": renamed_graph("kept")}
+    workflow = services.workflow_import(owner=user, document=document)
+    [stored] = [n for n in workflow.versions.get().graph["nodes"] if n["id"] == "r"]
+    assert stored["version"] == 2 and stored["params"] == {"new_name": "kept"}
+    # Format 2 carries versions: a node without one is written for the current version.
+    current = {**document, "format_version": 2, "graph": chain_graph(node("r", "test.renamed", new_name="kept"))}
+    [stored] = [
+        n
+        for n in services.workflow_import(owner=user, document=current).versions.get().graph["nodes"]
+        if n["id"] == "r"
+    ]
+    assert stored == {**stored, "version": 2, "params": {"new_name": "kept"}}
+    assert selectors.workflow_export(workflow=workflow)["format_version"] == 2

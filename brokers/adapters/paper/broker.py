@@ -52,11 +52,8 @@ def paper_costs() -> PaperCosts:
 
 
 def _source(order: Order) -> MarketDataSource:
-    if order.data_source == "upload":
-        from brokers.marketdata.uploads import UploadedSource
-
-        return UploadedSource(owner_id=order.owner_id)
-    return market_source(order.data_source or "default")
+    # The order's owner: a private source (uploads) reads only their data.
+    return market_source(order.data_source or "default", owner_id=order.owner_id)
 
 
 def _bars_after(order: Order) -> tuple[pd.DataFrame, pd.DataFrame | None]:

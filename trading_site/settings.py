@@ -225,9 +225,16 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Engine.
-# A step queued this long without a worker picking it up is dispatched again (lost message).
+# Engine (docs/architecture.md, "What happens when...").
+# A queued step waiting this long while its queue holds fewer messages than it has steps waiting
+# is sent again (its message was lost); after ENGINE_QUEUED_STALE_S it is sent again whatever
+# the queue says. A second message is harmless: the step's claim is a compare-and-set.
+ENGINE_QUEUED_LOST_S = env.int("ENGINE_QUEUED_LOST_S", default=30)
 ENGINE_QUEUED_STALE_S = env.int("ENGINE_QUEUED_STALE_S", default=600)
+# A running step's worker writes a sign of life every ENGINE_HEARTBEAT_S; after
+# ENGINE_HEARTBEAT_LOST_S without one, the sweeper declares that worker dead and runs the step again.
+ENGINE_HEARTBEAT_S = env.float("ENGINE_HEARTBEAT_S", default=10.0)
+ENGINE_HEARTBEAT_LOST_S = env.int("ENGINE_HEARTBEAT_LOST_S", default=45)
 # Grace added to a step's hard time limit before the sweeper declares its worker dead.
 ENGINE_RUNNING_GRACE_S = env.int("ENGINE_RUNNING_GRACE_S", default=30)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -56,6 +57,7 @@ SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,31}$")
 HARD_LIMIT_MARGIN_S = 10
 # Executions the sweeper may add, beyond the retry policy, for steps whose worker died.
 LOST_STEP_RECOVERIES = 1
+ACTIVE_RUNS = (RunStatus.PENDING, RunStatus.RUNNING)
 MAX_LOG_LINES = 500
 
 
@@ -400,8 +402,13 @@ def _check_outputs(step_type, outputs: Any) -> dict[str, Any]:
     return outputs
 
 
-def step_run_execute(*, step_run_id: int) -> None:
-    """Claim one step, run it, record what happened, advance the run. Safe to call twice."""
+def step_run_execute(*, step_run_id: int, task_id: str = "", heartbeat: bool = False) -> None:
+    """Claim one step, run it, record what happened, advance the run. Safe to call twice.
+
+    `task_id`: the Celery message being executed, recorded by the claim, so the worker's main
+    process can settle this execution if it is killed (`step_run_killed`). `heartbeat`: keep
+    `heartbeat_at` fresh while the step runs, so the sweeper knows within
+    ENGINE_HEARTBEAT_LOST_S when the process running it died (a worker's executions do both)."""
     step = StepRun.objects.select_related("run__workflow").filter(id=step_run_id, status=StepStatus.QUEUED).first()
     if step is None:
         logger.info("step run %s was already taken or is no longer queued", step_run_id)
@@ -413,7 +420,13 @@ def step_run_execute(*, step_run_id: int) -> None:
     inputs = _inputs(step, graph)
     now = timezone.now()
     claimed = StepRun.objects.filter(id=step_run_id, status=StepStatus.QUEUED).update(
-        status=StepStatus.RUNNING, started_at=now, finished_at=None, attempt=F("attempt") + 1, inputs=inputs
+        status=StepStatus.RUNNING,
+        started_at=now,
+        finished_at=None,
+        attempt=F("attempt") + 1,
+        inputs=inputs,
+        task_id=task_id,
+        heartbeat_at=now,
     )
     if not claimed:
         logger.info("step run %s was taken by another delivery", step_run_id)
@@ -438,12 +451,12 @@ def step_run_execute(*, step_run_id: int) -> None:
         # that any earlier run of the chain may already have made.
         idempotency_key=f"run{run.origin_id or run.id}-{step.node_id}",
     )
-    retry = graph.nodes[step.node_id].retry
     try:
         if step_type is None:
             raise StepError(f'Step type "{step.step_type}" is not installed on this worker')
         params = step_type.Params.model_validate(step.params)
-        outputs = _check_outputs(step_type, step_type().run(ctx, inputs, params))
+        with _heartbeat(step) if heartbeat else nullcontext():
+            outputs = _check_outputs(step_type, step_type().run(ctx, inputs, params))
     except StepCancelled:
         ctx.log("Stopped: the run was cancelled", level="warning")
         _finish(step, status=StepStatus.CANCELLED, error="Run was cancelled", logs=ctx.logs)
@@ -461,14 +474,50 @@ def step_run_execute(*, step_run_id: int) -> None:
         if not isinstance(exc, StepError | SoftTimeLimitExceeded | ValidationError):
             # The traceback goes to the worker's log only: it can hold what users must not see.
             logger.exception("step run %s (%s) raised", step.id, step.step_type)
-        if retryable and step.attempt <= retry.max:
-            delay = retry.backoff_s * 2 ** (step.attempt - 1)
-            ctx.log(f"Attempt {step.attempt} failed; retrying in {delay:g}s", level="warning")
-            _requeue(step, graph, error=message, logs=ctx.logs, countdown=delay)
-            return
-        _finish(step, status=StepStatus.FAILED, error=message, logs=ctx.logs)
+        _retry_or_fail(step, graph, retryable=retryable, error=message, logs=ctx.logs)
         return
     _finish(step, status=StepStatus.SUCCEEDED, outputs=outputs, logs=ctx.logs)
+
+
+def _retry_or_fail(step: StepRun, graph: Graph, *, retryable: bool, error: str, logs: list) -> None:
+    """The step's own retry policy (the node's RetrySpec): run it again after its backoff, or fail."""
+    retry = graph.nodes[step.node_id].retry
+    if retryable and step.attempt <= retry.max:
+        delay = retry.backoff_s * 2 ** (step.attempt - 1)
+        logs = [*logs, log_entry(f"Attempt {step.attempt} failed; retrying in {delay:g}s", level="warning")]
+        _requeue(step, graph, error=error, logs=logs, countdown=delay)
+        return
+    _finish(step, status=StepStatus.FAILED, error=error, logs=logs)
+
+
+@contextmanager
+def _heartbeat(step: StepRun) -> Iterator[None]:
+    """While the body runs, a thread writes `heartbeat_at` every ENGINE_HEARTBEAT_S (its own
+    database connection, closed at the end). It stops when the step ends, and by itself once the
+    execution no longer owns the row. A failed write is logged and tried again at the next beat."""
+    stop = threading.Event()
+    interval = settings.ENGINE_HEARTBEAT_S
+    mine = StepRun.objects.filter(id=step.id, status=StepStatus.RUNNING, attempt=step.attempt)
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                try:
+                    if not mine.update(heartbeat_at=timezone.now()):
+                        return
+                except DatabaseError:
+                    logger.warning("step run %s: heartbeat not written; next try in %ss", step.id, interval)
+                    connection.close()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{step.id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _describe(exc: BaseException, timeout_s: int) -> str:
@@ -479,6 +528,33 @@ def _describe(exc: BaseException, timeout_s: int) -> str:
     if isinstance(exc, ValidationError):
         return f"Invalid parameters: {exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def step_run_killed(*, step_run_id: int, task_id: str, timed_out: bool) -> str | None:
+    """The worker's main process saw the execution of message `task_id` end without a result:
+    killed at its hard time limit (`timed_out`), or its process died. Settled now, not when the
+    sweeper notices: a timeout fails the step at once (re-run only by its own retry policy), a
+    death re-queues it as the sweeper would. Nothing happens when that execution no longer owns
+    the step (it finished, or the step was given to another). Returns what was done."""
+    if not task_id:
+        return None
+    step = StepRun.objects.select_related("run").filter(id=step_run_id, status=StepStatus.RUNNING, task_id=task_id)
+    step = step.first()
+    if step is None:
+        return None
+    graph = _graph_of(step.run.version_id)
+    if timed_out:
+        limit = graph.timeout_s(step.node_id)
+        message = (
+            f"Timed out after {limit}s: the step did not stop at its time limit and was stopped by force "
+            f"{HARD_LIMIT_MARGIN_S}s later"
+        )
+        if step.run.finished:
+            _finish(step, status=StepStatus.CANCELLED, error=message)
+            return "cancelled"
+        _retry_or_fail(step, graph, retryable=True, error=message, logs=[log_entry(message, level="error")])
+        return "timed_out"
+    return _recover_lost(step, graph, f"The worker process running this step died (attempt {step.attempt})")
 
 
 def _finish(
@@ -637,20 +713,19 @@ def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Recover from lost messages and dead workers. Run by beat every ENGINE_SWEEP_INTERVAL_S."""
     now = now or timezone.now()
     counts = {"redispatched": 0, "recovered": 0, "failed": 0, "advanced": 0, "errors": 0}
-    active_runs = [RunStatus.PENDING, RunStatus.RUNNING]
     stale = now - timedelta(seconds=settings.ENGINE_QUEUED_STALE_S)
-    # Lost in transit (queued too long), or never sent (the broker was down): a step whose send
-    # failed goes at the first pass once it is due, not ENGINE_QUEUED_STALE_S later.
+    # Never sent (the broker was down): sent at the first pass once due. Lost in transit: sent
+    # again once its queue shows the loss (_missing_from_queues), or after ENGINE_QUEUED_STALE_S
+    # whatever the queue says. A second message is harmless: execute_step claims its row.
     unsent = Q(queued_at__lt=stale) | Q(dispatch_failed=True, queued_at__lte=now)
+    queued = list(_queued_steps().filter(unsent))
+    queued += [step for step in _missing_from_queues(now) if step.id not in {s.id for s in queued}]
     work = [
-        (
-            _sweep_queued,
-            StepRun.objects.filter(unsent, status=StepStatus.QUEUED, run__status__in=active_runs),
-        ),
-        (_sweep_running, StepRun.objects.filter(status=StepStatus.RUNNING)),
+        (_sweep_queued, queued),
+        (_sweep_running, StepRun.objects.filter(status=StepStatus.RUNNING).select_related("run")),
     ]
     for sweep, steps in work:
-        for step in steps.select_related("run"):
+        for step in steps:
             # One broken step (say, of a type a deploy removed) must not stop the sweep.
             try:
                 outcome = sweep(step, now)
@@ -661,7 +736,7 @@ def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
                 counts[outcome] += 1
 
     # A run whose last step finished while its advance was lost (a crash in between).
-    idle = Run.objects.filter(status__in=active_runs).exclude(
+    idle = Run.objects.filter(status__in=ACTIVE_RUNS).exclude(
         steps__status__in=[StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.WAITING]
     )
     for run_id in idle.values_list("id", flat=True):
@@ -670,6 +745,39 @@ def step_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
     if any(counts.values()):
         logger.warning("sweeper: %s", counts)
     return counts
+
+
+def _queued_steps():
+    return StepRun.objects.filter(status=StepStatus.QUEUED, run__status__in=ACTIVE_RUNS).select_related("run")
+
+
+def _missing_from_queues(now: datetime) -> list[StepRun]:
+    """Queued steps whose message is not in their queue: a queue holding fewer messages than it
+    has steps due is missing the difference (a worker took them and died before its claim, or
+    the broker restarted empty). Queues are first in, first out, so the missing ones are its
+    oldest steps; those waiting longer than ENGINE_QUEUED_LOST_S are sent again. A step that
+    was only held by a live worker (prefetched) gets a second message, which is harmless."""
+    from workflows.queues.lengths import queue_lengths
+    from workflows.tasks import execute_step_task
+
+    lost_after = now - timedelta(seconds=settings.ENGINE_QUEUED_LOST_S)
+    due = _queued_steps().filter(queued_at__lte=now).order_by("queued_at", "id")
+    if not due.filter(queued_at__lt=lost_after).exists():
+        return []
+    by_queue: dict[str, list[StepRun]] = {}
+    for step in due:
+        by_queue.setdefault(_graph_of(step.run.version_id).queue(step.node_id), []).append(step)
+    try:
+        lengths = queue_lengths(execute_step_task.app, list(by_queue))
+    except Exception as exc:  # the broker is away: nothing can be sent now anyway
+        logger.warning("sweeper: queue lengths unavailable (%s)", exc)
+        return []
+    missing = []
+    for queue, steps in by_queue.items():
+        length = lengths.get(queue)
+        if length is not None and length < len(steps):
+            missing += [step for step in steps[: len(steps) - length] if step.queued_at < lost_after]
+    return missing
 
 
 def _sweep_queued(step: StepRun, now: datetime) -> str | None:
@@ -685,10 +793,22 @@ def _sweep_queued(step: StepRun, now: datetime) -> str | None:
 def _sweep_running(step: StepRun, now: datetime) -> str | None:
     graph = _graph_of(step.run.version_id)
     limit = graph.timeout_s(step.node_id) + HARD_LIMIT_MARGIN_S + settings.ENGINE_RUNNING_GRACE_S
-    if step.started_at and step.started_at + timedelta(seconds=limit) > now:
+    silence = settings.ENGINE_HEARTBEAT_LOST_S
+    last_sign = step.heartbeat_at or step.started_at
+    if step.task_id and last_sign and last_sign + timedelta(seconds=silence) < now:
+        # A worker's execution beats every ENGINE_HEARTBEAT_S: its process is gone.
+        message = f"The worker running this step was lost (attempt {step.attempt}, no sign of life for {silence}s)"
+    elif not step.started_at or step.started_at + timedelta(seconds=limit) < now:
+        # Past its hard time limit, the worker would have killed it: the worker is gone.
+        message = f"The worker running this step was lost (attempt {step.attempt}, no result after {limit}s)"
+    else:
         return None
-    # Past its hard time limit, the worker would have killed it: the worker is gone.
-    message = f"The worker running this step was lost (attempt {step.attempt}, no result after {limit}s)"
+    return _recover_lost(step, graph, message, now=now)
+
+
+def _recover_lost(step: StepRun, graph: Graph, message: str, *, now: datetime | None = None) -> str | None:
+    """A step whose execution died without a word: run it again (at most LOST_STEP_RECOVERIES
+    beyond its retry policy; the claim and the order key make that safe), or fail it."""
     if step.run.finished:
         _finish(step, status=StepStatus.CANCELLED, error=message)
         return None

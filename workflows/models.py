@@ -228,6 +228,12 @@ class StepRun(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(
+        max_length=64, blank=True, help_text="The Celery message whose execution claimed the step (empty: in-process)"
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the execution running the step"
+    )
 
     class Meta:
         ordering = ["run", "id"]

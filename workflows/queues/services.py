@@ -3,8 +3,7 @@ two repairs a stuck step may need, cancel and retry.
 
 Nothing here may hang or fail the page: a broker that cannot be reached within a couple of
 seconds is reported as unreachable (with the reason), no worker answering is "no workers
-online". Queue lengths are read one way per broker transport: `LLEN` on the broker's Redis
-database, or the message files in kombu's filesystem broker folder.
+online". Queue lengths are read by lengths.py, one way per broker transport.
 
 Our tables stay the source of truth. Cancel cancels the run through the engine first, then
 revokes the Celery task; retry re-dispatches a QUEUED step with the same compare-and-set the
@@ -15,14 +14,12 @@ from __future__ import annotations
 
 import ast
 import logging
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -34,23 +31,20 @@ from workflows import engine
 from workflows.errors import ApplicationError, RunStateError
 from workflows.graph import Graph, GraphSpec, graph_upgrade
 from workflows.models import Run, RunStatus, StepRun, StepStatus
+from workflows.queues import lengths
+from workflows.queues.lengths import BROKER_TIMEOUT_S, BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
 # DESIGN §5; a queue a worker consumes from is listed too, whatever its name.
 KNOWN_QUEUES = ("default", "charts", "ai", "ibkr")
 EXECUTE_STEP = "workflows.tasks.execute_step"
-# Seconds to wait for the broker itself before calling it unreachable.
-BROKER_TIMEOUT_S = 2.0
 # A queued step older than this is marked as possibly stuck on the page.
 STUCK_AFTER_S = 60
 QUEUED_STEPS_SHOWN = 100
 # The one process holding the IBKR connection is never killed mid-request (an order could be
 # left half sent); its task stops at the step's next cancel check instead.
 NO_TERMINATE_QUEUES = frozenset({"ibkr"})
-# kombu's Redis transport keeps each priority of a queue in its own list: "<queue>\x06\x16<n>".
-REDIS_PRIORITY_SEP = "\x06\x16"
-REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
 
 
 def inspect_timeout_s() -> float:
@@ -59,10 +53,6 @@ def inspect_timeout_s() -> float:
 
 def flower_url() -> str:
     return settings.FLOWER_URL or ""
-
-
-class BrokerUnavailable(ApplicationError):
-    pass
 
 
 @dataclass
@@ -111,46 +101,8 @@ class QueueOverview:
         return asdict(self)
 
 
-# Queue lengths, one function per transport
-
-
-def queue_lengths_redis(url: str, queues: list[str], *, transport_options: dict[str, Any]) -> dict[str, int]:
-    """LLEN of each queue (all its priority lists) on the broker's Redis database."""
-    import redis
-
-    prefix = transport_options.get("global_keyprefix", "")
-    steps = transport_options.get("priority_steps", REDIS_PRIORITY_STEPS)
-    sep = transport_options.get("sep", REDIS_PRIORITY_SEP)
-    client = redis.Redis.from_url(url, socket_timeout=BROKER_TIMEOUT_S, socket_connect_timeout=BROKER_TIMEOUT_S)
-    try:
-        with client.pipeline(transaction=False) as pipe:
-            for queue in queues:
-                for step in steps:
-                    pipe.llen(f"{prefix}{queue}{sep}{step}" if step else f"{prefix}{queue}")
-            sizes = pipe.execute()
-    finally:
-        client.close()
-    per_queue = len(steps)
-    return {queue: sum(sizes[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(queues)}
-
-
-def queue_lengths_filesystem(folder: str, queues: list[str]) -> dict[str, int]:
-    """Message files in kombu's filesystem broker folder: `<ms>_<uuid>.<queue>.msg`."""
-    if not os.path.isdir(folder):
-        raise BrokerUnavailable(f"the broker folder {folder} does not exist")
-    counts = dict.fromkeys(queues, 0)
-    wanted = {f"{queue}.msg": queue for queue in queues}
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            queue = wanted.get(entry.name.partition(".")[2])
-            if queue is not None:
-                counts[queue] += 1
-    return counts
-
-
 def _transport() -> str:
-    scheme = urlsplit(celery_app.conf.broker_url or "").scheme
-    return {"rediss": "redis"}.get(scheme, scheme or "amqp")
+    return lengths.transport(celery_app)
 
 
 def _masked_url() -> str:
@@ -164,13 +116,9 @@ def _masked_url() -> str:
 
 def queue_lengths(queues: list[str]) -> dict[str, int | None]:
     """Lengths with the broker's own transport; BrokerUnavailable when it cannot be reached."""
-    transport = _transport()
-    options = dict(celery_app.conf.broker_transport_options or {})
     try:
-        if transport == "redis":
-            return queue_lengths_redis(celery_app.conf.broker_url, queues, transport_options=options)
-        if transport == "filesystem":
-            return queue_lengths_filesystem(options.get("data_folder_in", "data_in"), queues)
+        if _transport() in ("redis", "filesystem"):
+            return lengths.queue_lengths(celery_app, queues)
         with _connection() as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
     except BrokerUnavailable:

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -258,6 +259,29 @@ class Misbehave(StepType):
         if params.mode == "crash":
             raise RuntimeError("internal detail: token=abc123")
         return {"out": datetime.now(UTC)}  # not JSON
+
+
+@_reg
+class Stubborn(StepType):
+    """Ignores its soft time limit (a step stuck in C code, or catching every exception): only
+    the hard limit stops it."""
+
+    name = "test.stubborn"
+    label = "Test step ignoring its soft time limit"
+    category = "test"
+    Params = _Params
+    inputs = (Port("in", ANY),)
+    outputs = (Port("out", ANY),)
+
+    def run(self, ctx, inputs, params):
+        record("exec", f"{ctx.run_id}-{ctx.node_id}")
+        end = time.monotonic() + params.sleep_s
+        while time.monotonic() < end:
+            try:
+                time.sleep(0.05)
+            except SoftTimeLimitExceeded:
+                record("soft_limit", f"{ctx.run_id}-{ctx.node_id}")
+        return {"out": ctx.node_id}
 
 
 # Versioned step types (test_step_versions.py).

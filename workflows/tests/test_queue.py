@@ -12,6 +12,7 @@ from conftest import QUEUES, _purge_queues, chain_graph, node, wait_for
 from trading_site.celery import app as celery_app
 from workflows import engine, services
 from workflows.models import Run, RunStatus, StepRun, StepStatus
+from workflows.queues import lengths as queue_lengths
 from workflows.queues import services as queue
 from workflows.tests import queue_steps
 from workflows.tests.step_types import records
@@ -238,7 +239,7 @@ def test_task_args_to_step_runs():
 def test_filesystem_and_redis_lengths(tmp_path):
     for name in ("1_a.default.msg", "2_b.default.msg", "3_c.ai.msg", "4_d.celery@x.celery.pidbox.msg"):
         (tmp_path / name).write_text("{}")
-    assert queue.queue_lengths_filesystem(str(tmp_path), ["default", "ai", "ibkr"]) == {
+    assert queue_lengths.queue_lengths_filesystem(str(tmp_path), ["default", "ai", "ibkr"]) == {
         "default": 2,
         "ai": 1,
         "ibkr": 0,
@@ -258,7 +259,7 @@ def test_redis_lengths_count_every_priority_list():
         client.rpush(f"{prefix}default", "m1", "m2")
         client.rpush(f"{prefix}default\x06\x169", "m3")
         client.rpush(f"{prefix}ai", "m4")
-        lengths = queue.queue_lengths_redis(
+        lengths = queue_lengths.queue_lengths_redis(
             url, ["default", "ai", "ibkr"], transport_options={"global_keyprefix": prefix}
         )
         assert lengths == {"default": 3, "ai": 1, "ibkr": 0}

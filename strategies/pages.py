@@ -33,7 +33,8 @@ from strategies.services import StrategyInvalid
 from workflows.approvals.services import approvals_pending
 from workflows.engine import BROKER_DOWN_MESSAGE, dispatch_watch
 from workflows.errors import ApplicationError
-from workflows.models import Trigger
+from workflows.idempotency import form_idempotency, start_once
+from workflows.models import Batch, Trigger
 from workflows.selectors import runs_visible, version_latest, workflows_visible
 
 DASHBOARD_ROWS = 10
@@ -385,17 +386,29 @@ def strategy_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def strategy_run(request: HttpRequest, pk: int) -> HttpResponse:
     strategy = _visible_strategy(request, pk)
     try:
+        idempotency = form_idempotency(request.POST, {"strategy": strategy.pk})
         with dispatch_watch() as watch:
-            link = services.strategy_run(strategy=strategy, user=request.user, trigger=Trigger.MANUAL)
+            batch, replayed = start_once(
+                Batch,
+                user=request.user,
+                idempotency=idempotency,
+                start=lambda idem: (
+                    services.strategy_run(
+                        strategy=strategy, user=request.user, trigger=Trigger.MANUAL, idempotency=idem
+                    ).batch
+                ),
+            )
     except ApplicationError as exc:
         return _detail_page(request, strategy, error=exc.message, status=400)
-    count = len(link.batch.symbols)
+    count = len(batch.symbols)
     runs = f"{count} run{'s' if count != 1 else ''}"
-    if watch.failed():
+    if replayed:
+        messages.info(request, f"Batch {batch.pk} ({runs}) was already started by this form.")
+    elif watch.failed():
         # Saved, not lost: say so, rather than an error that invites a second batch.
-        messages.warning(request, f"Batch {link.batch_id} ({runs}) {BROKER_DOWN_MESSAGE}.")
+        messages.warning(request, f"Batch {batch.pk} ({runs}) {BROKER_DOWN_MESSAGE}.")
     else:
-        messages.success(request, f"Started batch {link.batch_id}: {runs}.")
+        messages.success(request, f"Started batch {batch.pk}: {runs}.")
     return redirect(reverse("strategy-detail", args=[strategy.pk]) + "#batches")
 
 

@@ -23,6 +23,8 @@ from django.db import IntegrityError, models, transaction
 from workflows.errors import ApplicationError, IdempotencyConflict
 
 HEADER = "Idempotency-Key"
+# The same key in a page's start form (a hidden field, `{% idempotency_field %}`).
+FORM_FIELD = "idempotency_key"
 MAX_LENGTH = 200
 _KEY = re.compile(rf"[ -~]{{1,{MAX_LENGTH}}}")  # printable ASCII: what an HTTP header carries safely
 
@@ -51,6 +53,11 @@ def idempotency_of(headers: Mapping[str, str], request: dict[str, Any]) -> Idemp
         )
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
     return Idempotency(key=key, fingerprint=hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def form_idempotency(post: Mapping[str, str], request: dict[str, Any]) -> Idempotency | None:
+    """The start form's one-time key (FORM_FIELD), checked like the header."""
+    return idempotency_of({HEADER: post[FORM_FIELD]} if FORM_FIELD in post else {}, request)
 
 
 def _earlier(model: type[M], user, idempotency: Idempotency) -> M | None:

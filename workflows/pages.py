@@ -21,6 +21,7 @@ from workflows import engine, services
 from workflows.api.serializers import RunFilterSerializer
 from workflows.errors import ApplicationError
 from workflows.graph import graph_upgrade
+from workflows.idempotency import form_idempotency, start_once
 from workflows.models import Run, RunStatus, StepStatus, Template, Trigger, Workflow
 from workflows.registry import registry
 from workflows.run_filters import PARAMS as RUN_FILTERS
@@ -155,11 +156,21 @@ def workflow_run(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = _visible_workflow(request, pk)
     symbol = request.POST.get("symbol", "")
     try:
+        idempotency = form_idempotency(request.POST, {"workflow": workflow.pk, "symbol": symbol})
         with engine.dispatch_watch() as watch:
-            run = engine.run_start(workflow=workflow, user=request.user, symbol=symbol)
+            run, replayed = start_once(
+                Run,
+                user=request.user,
+                idempotency=idempotency,
+                start=lambda idem: engine.run_start(
+                    workflow=workflow, user=request.user, symbol=symbol, idempotency=idem
+                ),
+            )
     except ApplicationError as exc:
         return _workflow_detail_response(request, workflow, error=exc.message, symbol=symbol, status=400)
-    if watch.failed(run.pk):
+    if replayed:
+        messages.info(request, f"Run {run.pk} was already started by this form.")
+    elif watch.failed(run.pk):
         # Saved, not lost: say so, rather than an error that invites a second run.
         messages.warning(request, f"Run {run.pk} {engine.BROKER_DOWN_MESSAGE}.")
     return redirect("run-detail", pk=run.pk)

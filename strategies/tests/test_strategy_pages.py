@@ -2,6 +2,7 @@
 through the HTTP client: owner, other user, anonymous."""
 
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -81,6 +82,17 @@ def test_anonymous_is_sent_to_login(client, strategy, schedule):
     for url in pages(strategy, schedule) + actions(strategy, schedule):
         response = client.get(url) if url in pages(strategy, schedule) else client.post(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login")), url
+
+
+def test_run_now_sent_twice_starts_one_batch(client, user, strategy):
+    client.force_login(user)
+    page = client.get(reverse("strategy-detail", args=[strategy.pk])).content.decode()
+    key = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', page).group(1)
+    for _ in range(2):
+        response = client.post(reverse("strategy-run", args=[strategy.pk]), {"idempotency_key": key}, follow=True)
+    link = StrategyBatch.objects.get(strategy=strategy)
+    assert Run.objects.filter(batch=link.batch).count() == 3
+    assert f"Batch {link.batch_id} (3 runs) was already started by this form." in response.content.decode()
 
 
 def test_every_action_as_the_owner(client, user, strategy, schedule):

@@ -1,5 +1,8 @@
 """The server-rendered pages, through the HTTP client: owner, other user, anonymous, staff."""
 
+import html
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -198,6 +201,24 @@ def test_run_form_starts_a_run(client, owner, workflow):
     assert response["Location"] == reverse("run-detail", args=[run.pk])
     assert (run.symbol, run.workflow, run.created_by, run.trigger) == ("MSFT", workflow, owner, Trigger.MANUAL)
     assert run.steps.count() == 2
+
+
+def test_run_form_sent_twice_starts_one_run(client, owner, workflow):
+    client.force_login(owner)
+    page = client.get(reverse("workflow-detail", args=[workflow.pk])).content.decode()
+    key = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', page).group(1)
+    form = {"symbol": "MSFT", "idempotency_key": key}
+    first = client.post(reverse("workflow-run", args=[workflow.pk]), form)
+    again = client.post(reverse("workflow-run", args=[workflow.pk]), form, follow=True)  # a double click
+    run = Run.objects.get()
+    assert first["Location"] == reverse("run-detail", args=[run.pk])
+    assert again.redirect_chain[0][0] == first["Location"]
+    assert f"Run {run.pk} was already started by this form." in again.content.decode()
+    # The same key asking for another symbol is refused, naming the key.
+    other = client.post(reverse("workflow-run", args=[workflow.pk]), {**form, "symbol": "AAPL"})
+    assert other.status_code == 400 and f"{key!r} was already used" in html.unescape(other.content.decode())
+    assert Run.objects.count() == 1
+    assert client.get(reverse("workflow-detail", args=[workflow.pk])).content.decode().count(key) == 0  # a new key
 
 
 def test_run_form_with_a_bad_symbol_shows_the_error(client, owner, workflow):
